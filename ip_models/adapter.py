@@ -1,0 +1,65 @@
+"""The whole adapter as one module: an image projection plus per-layer image K/V projections."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .checkpoint import AdapterWeights
+from .projections import ImageProjection, MLPProjection
+from .resampler import Resampler
+from .spec import AdapterSpec
+
+
+class ImageKV(nn.Module):
+    """The decoupled key/value projections that one cross-attention layer adds for image tokens."""
+
+    def __init__(self, cross_dim: int, width: int):
+        super().__init__()
+        self.to_k_ip = nn.Linear(cross_dim, width, bias=False)
+        self.to_v_ip = nn.Linear(cross_dim, width, bias=False)
+
+
+class IPAdapterModel(nn.Module):
+    def __init__(self, spec: AdapterSpec):
+        super().__init__()
+        self.spec = spec
+        self.image_proj = build_projection(spec)
+        self.ip_adapter = nn.ModuleDict(
+            {str(k): ImageKV(spec.cross_dim, w) for k, w in zip(spec.layer_keys, spec.layer_widths)})
+
+    @torch.no_grad()
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """CLIP features [B, ...] -> image tokens [B, T, cross_dim] in the weights' dtype."""
+        weight = next(self.image_proj.parameters())
+        return self.image_proj(features.to(device=weight.device, dtype=weight.dtype))
+
+    @torch.no_grad()
+    def image_kv(self, layer_key: int, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        kv = self.ip_adapter[str(layer_key)]
+        w_k, w_v = kv.to_k_ip.weight, kv.to_v_ip.weight
+        tokens = tokens.to(device=w_k.device, dtype=w_k.dtype)
+        return tokens @ w_k.t(), tokens @ w_v.t()
+
+
+def build_projection(spec: AdapterSpec) -> nn.Module:
+    if spec.projection == "linear":
+        return ImageProjection(spec.clip_width, spec.cross_dim, spec.num_tokens)
+    if spec.projection == "mlp":
+        return MLPProjection(spec.clip_width, spec.cross_dim)
+    r = spec.resampler
+    return Resampler(r.dim, r.depth, r.dim_head, r.heads, r.num_queries, r.embedding_dim, r.output_dim, r.ff_mult)
+
+
+def build_adapter(spec: AdapterSpec, weights: AdapterWeights, dtype: torch.dtype | None = None) -> IPAdapterModel:
+    """Instantiate without allocating twice: the checkpoint's tensors become the parameters."""
+    with torch.device("meta"):
+        model = IPAdapterModel(spec)
+    state = {f"image_proj.{k}": v for k, v in weights.image_proj.items()}
+    state.update({f"ip_adapter.{k}": v for k, v in weights.ip_adapter.items()})
+    if dtype is not None:
+        state = {k: v.to(dtype) for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if missing or unexpected:
+        raise ValueError(f"{weights.source}: weights do not fit the detected {spec.variant} layout "
+                         f"(missing {missing[:4]}, unexpected {unexpected[:4]}).")
+    return model.eval().requires_grad_(False)

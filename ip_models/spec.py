@@ -1,0 +1,124 @@
+"""What an IP-Adapter checkpoint is, read off its weights alone.
+
+File names are used only to pick between variants whose weights are identical (sd15 vs light,
+plus vs plus-face); renaming a file never changes the maths.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .checkpoint import AdapterWeights
+from .encoders import EncoderInfo, encoder_for_input
+
+FAMILIES = {768: "sd15", 2048: "sdxl"}
+_LAYER_KEY = re.compile(r"^(\d+)\.to_k_ip\.weight$")
+
+
+class UnsupportedAdapterError(ValueError):
+    """A recognisable IP-Adapter that this version cannot run (e.g. FaceID)."""
+
+
+@dataclass(frozen=True)
+class ResamplerConfig:
+    dim: int
+    depth: int
+    heads: int
+    dim_head: int
+    num_queries: int
+    embedding_dim: int
+    output_dim: int
+    ff_mult: int
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    variant: str                      # e.g. "sd15_plus", "sdxl_vit-h"
+    family: str                       # base model family: "sd15" or "sdxl"
+    projection: str                   # "linear", "mlp" (full-face) or "resampler"
+    num_tokens: int                   # image tokens per reference image
+    cross_dim: int                    # width of the image tokens = the UNet's context width
+    clip_input: str                   # "image_embeds" (pooled) or "penultimate" (hidden states)
+    clip_width: int                   # width of that CLIP output
+    layer_keys: tuple[int, ...]       # checkpoint numbers of the cross-attention layers, in order
+    layer_widths: tuple[int, ...]     # hidden width of each of those layers
+    resampler: ResamplerConfig | None = None
+
+    @property
+    def encoder(self) -> EncoderInfo | None:
+        return encoder_for_input(self.clip_input, self.clip_width)
+
+    @property
+    def encoder_name(self) -> str:
+        enc = self.encoder
+        return enc.name if enc else f"an encoder with {self.clip_input} width {self.clip_width}"
+
+    def describe(self) -> str:
+        return (f"{self.variant} ({self.family.upper()}, {self.projection} projection, "
+                f"{self.num_tokens} tokens/image, needs CLIP {self.encoder_name})")
+
+
+def detect_spec(weights: AdapterWeights, file_hint: str = "") -> AdapterSpec:
+    proj, hint = weights.image_proj, file_hint.lower()
+    if "0.to_q_lora.down.weight" in weights.ip_adapter or "perceiver_resampler.proj_in.weight" in proj \
+            or ("proj.0.weight" in proj and "proj.3.weight" not in proj):
+        raise UnsupportedAdapterError(
+            f"{weights.source} is a FaceID IP-Adapter; FaceID needs insightface and is not supported "
+            f"by this version of the pack yet. Use a plain, plus or full-face adapter.")
+    keys, widths, cross = _layers(weights)
+    family = FAMILIES.get(cross)
+    if family is None:
+        raise UnsupportedAdapterError(
+            f"{weights.source}: image tokens of width {cross} match no supported base model "
+            f"(768 = SD1.5, 2048 = SDXL).")
+    common = dict(family=family, cross_dim=cross, layer_keys=keys, layer_widths=widths)
+
+    if "latents" in proj:
+        cfg = _resampler_config(proj)
+        face = "face" in hint
+        suffix = "plus-face" if face else "plus"
+        variant = f"sd15_{suffix}" if family == "sd15" else f"sdxl_{suffix}_vit-h"
+        return AdapterSpec(variant, projection="resampler", num_tokens=cfg.num_queries,
+                           clip_input="penultimate", clip_width=cfg.embedding_dim, resampler=cfg, **common)
+    if "proj.3.weight" in proj:
+        variant = f"{family}_full-face"
+        return AdapterSpec(variant, projection="mlp", num_tokens=257,  # one per ViT-H/14 token clip_input="penultimate",
+                           clip_width=proj["proj.0.weight"].shape[1], **common)
+    if "proj.weight" in proj and "norm.weight" in proj:
+        rows, clip = proj["proj.weight"].shape
+        tokens = rows // cross
+        if family == "sd15":
+            variant = "sd15_vit-G" if clip == 1280 else ("sd15_light" if "light" in hint else "sd15")
+        else:
+            variant = "sdxl_vit-h" if clip == 1024 else "sdxl"
+        return AdapterSpec(variant, projection="linear", num_tokens=tokens, clip_input="image_embeds",
+                           clip_width=clip, **common)
+    raise UnsupportedAdapterError(
+        f"{weights.source}: unknown image projection (keys: {', '.join(sorted(proj)[:6])}).")
+
+
+def _layers(weights: AdapterWeights) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    found = {}
+    for key, tensor in weights.ip_adapter.items():
+        m = _LAYER_KEY.match(key)
+        if m:
+            found[int(m.group(1))] = tensor
+    if not found:
+        raise UnsupportedAdapterError(f"{weights.source} has no '<n>.to_k_ip.weight' layers.")
+    keys = tuple(sorted(found))
+    crosses = {found[k].shape[1] for k in keys}
+    if len(crosses) != 1:
+        raise UnsupportedAdapterError(f"{weights.source}: layers disagree on the token width {crosses}.")
+    return keys, tuple(found[k].shape[0] for k in keys), crosses.pop()
+
+
+def _resampler_config(proj: dict) -> ResamplerConfig:
+    dim = proj["latents"].shape[2]
+    depth = 1 + max(int(k.split(".")[1]) for k in proj if k.startswith("layers."))
+    inner = proj["layers.0.0.to_q.weight"].shape[0]
+    dim_head = 64
+    return ResamplerConfig(
+        dim=dim, depth=depth, heads=inner // dim_head, dim_head=dim_head,
+        num_queries=proj["latents"].shape[1], embedding_dim=proj["proj_in.weight"].shape[1],
+        output_dim=proj["proj_out.weight"].shape[0],
+        ff_mult=proj["layers.0.1.1.weight"].shape[0] // dim)

@@ -1,0 +1,82 @@
+"""The attn2 replacement: text attention plus every active adapter's image attention.
+
+`h = Attn(q, K_text, V_text) + sum_j w_j * mask_j * Attn(q, K_ip_j, V_ip_j)`, before the host
+applies the layer's output projection. Patches are immutable: applying another adapter builds a
+new patch holding both branches, so a cloned MODEL never sees a later change.
+"""
+from __future__ import annotations
+
+import comfy.ldm.modules.attention as host_attention
+
+from .branch import AdapterBranch
+from .layers import CrossAttentionLayer
+from .sampling import chunk_positivity, current_sigma
+
+
+class IPAttentionPatch:
+    def __init__(self, layer: CrossAttentionLayer, branches: tuple[AdapterBranch, ...], inner=None):
+        self.layer = layer
+        self.branches = branches
+        self.inner = inner  # another pack's attn2 patch that was here first: it computes the text part
+
+    def with_branch(self, branch: AdapterBranch) -> "IPAttentionPatch":
+        return IPAttentionPatch(self.layer, self.branches + (branch,), self.inner)
+
+    def __call__(self, q, k, v, extra_options):
+        if self.inner is not None:
+            out = self.inner(q, k, v, extra_options)
+        else:
+            out = host_attention.optimized_attention(
+                q, k, v, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"),
+                transformer_options=extra_options)
+        active = self._active(extra_options)
+        if not active:
+            return out
+
+        layer_key = self.layer.key
+        positive = chunk_positivity(extra_options)
+        per_chunk = q.shape[0] // len(positive)
+        for branch, weight in active:
+            k_ip, v_ip = branch.batched_kv(layer_key, positive, per_chunk, q.device, q.dtype)
+            ip = host_attention.optimized_attention(
+                q, k_ip, v_ip, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"),
+                transformer_options=extra_options)
+            if branch.mask is not None:
+                shape = extra_options["original_shape"]
+                ip = ip * branch.token_mask(q.shape[1], (shape[-2], shape[-1]), len(positive), per_chunk,
+                                            q.device, q.dtype)
+            out = out + ip * weight
+        return out
+
+    def _active(self, extra_options) -> list[tuple[AdapterBranch, float]]:
+        sigma = None
+        active = []
+        for branch in self.branches:
+            weight = branch.layer_weight(self.layer.key)
+            if weight == 0:
+                continue
+            if branch.needs_sigma:
+                sigma = current_sigma(extra_options) if sigma is None else sigma
+                if not branch.in_window(sigma):
+                    continue
+            active.append((branch, weight))
+        return active
+
+    # --- ComfyUI model-management protocol -------------------------------------------------
+    def to(self, device_or_dtype):
+        for branch in self.branches:
+            branch.to(device_or_dtype)
+        if self.inner is not None and hasattr(self.inner, "to"):
+            self.inner = self.inner.to(device_or_dtype)
+        return self
+
+    def models(self):
+        found = {id(b.adapter.patcher): b.adapter.patcher for b in self.branches}
+        if self.inner is not None and hasattr(self.inner, "models"):
+            found.update({id(m): m for m in self.inner.models()})
+        return list(found.values())
+
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone() deep-copies model_options; patches are immutable, so share them
+        # instead of copying adapter weights and caches.
+        return self

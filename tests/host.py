@@ -1,0 +1,61 @@
+"""Locating and importing the real ComfyUI host for tests, benchmarks and the main job.
+
+`COMFYUI_PATH` points at any ComfyUI checkout (a user's own install); otherwise the copy that
+`scripts/setup.sh` made from the PyPI wheel (ComfyUI v0.3.75) in `.cache/comfyui` is used.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACK_MODULE = "comfyui_ipadapter_kit"
+
+
+def comfy_path() -> Path:
+    env = os.environ.get("COMFYUI_PATH")
+    path = Path(env) if env else REPO / ".cache" / "comfyui"
+    if not (path / "comfy").is_dir():
+        raise RuntimeError(f"No ComfyUI at {path}: run scripts/setup.sh or set COMFYUI_PATH")
+    return path
+
+
+_imported = False
+
+
+def import_comfy(base_directory: str | None = None):
+    """Import ComfyUI in-process (CPU) and return its `nodes` module."""
+    global _imported
+    if not _imported:
+        root = str(comfy_path())
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        import comfy.options
+        comfy.options.enable_args_parsing(False)
+        import comfy.cli_args
+        comfy.cli_args.args.cpu = True
+        comfy.cli_args.args.database_url = "sqlite:///:memory:"
+        base = base_directory or tempfile.mkdtemp(prefix="ipakit-comfy-")
+        comfy.cli_args.args.base_directory = base
+        import utils.extra_config  # noqa: F401  (must precede `nodes`, see host reference)
+        import folder_paths
+        folder_paths.set_base_path(base) if hasattr(folder_paths, "set_base_path") else None
+        _imported = True
+    import nodes
+    return nodes
+
+
+def load_pack():
+    """Import this repository as a ComfyUI custom node package under a fixed module name."""
+    if PACK_MODULE in sys.modules:
+        return sys.modules[PACK_MODULE]
+    import_comfy()
+    spec = importlib.util.spec_from_file_location(
+        PACK_MODULE, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
