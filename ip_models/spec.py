@@ -82,7 +82,8 @@ def detect_spec(weights: AdapterWeights, file_hint: str = "") -> AdapterSpec:
                            clip_input="penultimate", clip_width=cfg.embedding_dim, resampler=cfg, **common)
     if "proj.3.weight" in proj:
         variant = f"{family}_full-face"
-        return AdapterSpec(variant, projection="mlp", num_tokens=257,  # one per ViT-H/14 token clip_input="penultimate",
+        # One token per CLIP token: 257 for ViT-H/14 at 224 px.
+        return AdapterSpec(variant, projection="mlp", num_tokens=257, clip_input="penultimate",
                            clip_width=proj["proj.0.weight"].shape[1], **common)
     if "proj.weight" in proj and "norm.weight" in proj:
         rows, clip = proj["proj.weight"].shape

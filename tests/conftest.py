@@ -1,0 +1,68 @@
+"""Every test runs against a real ComfyUI host, imported in-process (see tests/host.py)."""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import host  # noqa: E402
+
+host.import_comfy()
+PACK = host.load_pack()
+
+
+@pytest.fixture(scope="session")
+def pack():
+    return PACK
+
+
+@pytest.fixture(scope="session")
+def sd15_model():
+    from support.tiny_unets import make_comfy_unet
+    return make_comfy_unet("sd15", seed=0)
+
+
+@pytest.fixture(scope="session")
+def sdxl_model():
+    from support.tiny_unets import make_comfy_unet
+    return make_comfy_unet("sdxl", seed=1)
+
+
+@pytest.fixture(scope="session")
+def clip_vit_h():
+    from support.tiny_clip import make_clip_vision
+    return make_clip_vision("vit-h", seed=2)
+
+
+@pytest.fixture(scope="session")
+def clip_vit_bigg():
+    from support.tiny_clip import make_clip_vision
+    return make_clip_vision("vit-bigg", seed=3)
+
+
+@pytest.fixture(scope="session")
+def adapter_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ipadapter")
+
+
+@pytest.fixture(scope="session")
+def make_adapter(adapter_dir):
+    """make_adapter(model, variant, ext=".safetensors", seed=0) -> LoadedAdapter read from a real file."""
+    from support.checkpoints import make_adapter_state_dict, save_adapter
+    from comfyui_ipadapter_kit.patching.adapter_handle import load_adapter
+    from comfyui_ipadapter_kit.patching.layers import cross_attention_layers
+
+    def make(model, variant, ext=".safetensors", seed=0, name=None):
+        widths = [layer.width for layer in cross_attention_layers(model.model.diffusion_model)]
+        path = adapter_dir / (name or f"ip-adapter_{variant}_{len(widths)}_{seed}{ext}")
+        if not path.exists():
+            save_adapter(make_adapter_state_dict(variant, widths, seed=seed), path)
+        return load_adapter(str(path))
+    return make
+
+
+@pytest.fixture(scope="session")
+def reference_images():
+    gen = torch.Generator().manual_seed(5)
+    return torch.rand(3, 64, 64, 3, generator=gen)

@@ -1,0 +1,114 @@
+"""Synthetic IP-Adapter checkpoints with the real `image_proj` layouts and shapes.
+
+Why: the pack must load and detect every released variant from its weights alone; shipping or
+downloading real checkpoints is not an option, so tests write random ones with the published
+key names and shapes (see /work/shared/reference/ipadapter-checkpoints.md). Only the
+`ip_adapter` K/V widths follow the tiny test UNet (`layer_widths`), since a real checkpoint's
+widths match a real UNet.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+VARIANTS = ["sd15", "sd15_light", "sd15_vit-G", "sd15_plus", "sd15_plus-face", "sd15_full-face",
+            "sdxl", "sdxl_vit-h", "sdxl_plus_vit-h", "sdxl_plus-face_vit-h"]
+
+
+def _info(family, clip_input, encoder, width, projection, tokens, **resampler):
+    return {"family": family, "cross_dim": 768 if family == "sd15" else 2048,
+            "clip_input": clip_input,   # "image_embeds" (pooled, projected) or "penultimate"
+            "encoder": encoder,         # tiny_clip kind: "vit-h" or "vit-bigg"
+            "feature_width": width,     # last dim of the CLIP features the projection eats
+            "projection": projection,   # "plain", "full", "resampler"
+            "tokens": tokens, **resampler}
+
+
+_SD15_PLUS = dict(dim=768, heads=12, depth=4, dim_head=64, ff_mult=4, queries=16)
+_SDXL_PLUS = dict(dim=1280, heads=20, depth=4, dim_head=64, ff_mult=4, queries=16)
+
+# "tokens" is the number of image tokens per image: 4 (plain), 16 (resampler queries) or, for
+# full-face, one per CLIP token (257 with a real ViT-H at 224 px; 17 with tiny_clip at 56 px).
+VARIANT_INFO: dict[str, dict] = {
+    "sd15": _info("sd15", "image_embeds", "vit-h", 1024, "plain", 4),
+    "sd15_light": _info("sd15", "image_embeds", "vit-h", 1024, "plain", 4),
+    "sd15_vit-G": _info("sd15", "image_embeds", "vit-bigg", 1280, "plain", 4),
+    "sd15_plus": _info("sd15", "penultimate", "vit-h", 1280, "resampler", 16, **_SD15_PLUS),
+    "sd15_plus-face": _info("sd15", "penultimate", "vit-h", 1280, "resampler", 16, **_SD15_PLUS),
+    "sd15_full-face": _info("sd15", "penultimate", "vit-h", 1280, "full", 257),
+    "sdxl": _info("sdxl", "image_embeds", "vit-bigg", 1280, "plain", 4),
+    "sdxl_vit-h": _info("sdxl", "image_embeds", "vit-h", 1024, "plain", 4),
+    "sdxl_plus_vit-h": _info("sdxl", "penultimate", "vit-h", 1280, "resampler", 16, **_SDXL_PLUS),
+    "sdxl_plus-face_vit-h": _info("sdxl", "penultimate", "vit-h", 1280, "resampler", 16, **_SDXL_PLUS),
+}
+
+
+def image_proj_shapes(variant: str) -> dict[str, tuple]:
+    """Key -> shape of the released `image_proj` state dict of `variant`."""
+    info = VARIANT_INFO[variant]
+    cross, width = info["cross_dim"], info["feature_width"]
+    if info["projection"] == "plain":
+        return {"proj.weight": (info["tokens"] * cross, width), "proj.bias": (info["tokens"] * cross,),
+                "norm.weight": (cross,), "norm.bias": (cross,)}
+    if info["projection"] == "full":
+        return {"proj.0.weight": (width, width), "proj.0.bias": (width,),
+                "proj.2.weight": (cross, width), "proj.2.bias": (cross,),
+                "proj.3.weight": (cross,), "proj.3.bias": (cross,)}
+    d, inner, ff = info["dim"], info["heads"] * info["dim_head"], info["ff_mult"] * info["dim"]
+    shapes = {"latents": (1, info["queries"], d), "proj_in.weight": (d, width), "proj_in.bias": (d,),
+              "proj_out.weight": (cross, d), "proj_out.bias": (cross,),
+              "norm_out.weight": (cross,), "norm_out.bias": (cross,)}
+    for n in range(info["depth"]):
+        p = f"layers.{n}."
+        shapes.update({
+            p + "0.norm1.weight": (d,), p + "0.norm1.bias": (d,),
+            p + "0.norm2.weight": (d,), p + "0.norm2.bias": (d,),
+            p + "0.to_q.weight": (inner, d), p + "0.to_kv.weight": (2 * inner, d),
+            p + "0.to_out.weight": (d, inner),
+            p + "1.0.weight": (d,), p + "1.0.bias": (d,),
+            p + "1.1.weight": (ff, d), p + "1.3.weight": (d, ff)})
+    return shapes
+
+
+def _random(key: str, shape: tuple, gen: torch.Generator) -> torch.Tensor:
+    """Matrices randn/sqrt(fan_in) (O(1) activations, non-trivial softmax); LayerNorm scales
+    1 + 0.1 randn; biases 0.02 randn; latents randn/sqrt(D)."""
+    r = torch.randn(shape, generator=gen)
+    if len(shape) >= 2:  # matrices and latents [1, Q, D]: both scaled by 1/sqrt(last dim)
+        return r.mul_(1.0 / math.sqrt(shape[-1]))
+    is_norm = any(s in key for s in ("norm", "proj.3.", "1.0.weight"))
+    if is_norm and key.endswith("weight"):
+        return r.mul_(0.1).add_(1.0)
+    return r.mul_(0.02)
+
+
+def make_adapter_state_dict(variant: str, layer_widths: list[int], seed: int = 0) -> dict:
+    """`{"image_proj": {...}, "ip_adapter": {...}}` for `variant`, deterministic in `seed`.
+
+    `ip_adapter` holds `{2i+1}.to_k_ip.weight` / `to_v_ip.weight` [layer_widths[i], cross_dim]
+    (layer_widths in diffusers' attn_processors order: down, up, mid; see tiny_unets).
+    """
+    info = VARIANT_INFO[variant]
+    gen = torch.Generator().manual_seed(seed)
+    image_proj = {k: _random(k, s, gen) for k, s in image_proj_shapes(variant).items()}
+    ip_adapter = {}
+    for i, w in enumerate(layer_widths):
+        for kv in ("to_k_ip", "to_v_ip"):
+            key = f"{2 * i + 1}.{kv}.weight"
+            ip_adapter[key] = _random(key, (w, info["cross_dim"]), gen)
+    return {"image_proj": image_proj, "ip_adapter": ip_adapter}
+
+
+def save_adapter(state_dict: dict, path) -> Path:
+    """`.bin`: torch.save of the nested dict; `.safetensors`: flattened `image_proj.<k>` /
+    `ip_adapter.<k>` keys (the two released file layouts)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+        flat = {f"{group}.{k}": v.contiguous() for group, sub in state_dict.items() for k, v in sub.items()}
+        save_file(flat, str(path))
+    else:
+        torch.save(state_dict, path)
+    return path

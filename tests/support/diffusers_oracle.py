@@ -1,0 +1,169 @@
+"""The reference side of the numerical oracle, computed only with diffusers 0.42.1 classes.
+
+Why: diffusers implements the IP-Adapter math independently (projection models, decoupled
+cross-attention, checkpoint conversion); running its code on the same tiny checkpoint and the same
+weights as the pack gives an answer key. Nothing here implements IP-Adapter math itself.
+
+Layouts diffusers 0.42.1 uses (read off its source):
+- `UNet2DConditionModel.forward` with `encoder_hid_dim_type == "ip_image_proj"` projects
+  `added_cond_kwargs["image_embeds"]` with `MultiIPAdapterImageProjection`: a list with one
+  tensor per adapter, `[B, n_images, clip]` for plain models or `[B, n_images, N, width]` for
+  hidden-state models; it flattens to `[B*n_images, ...]`, projects, and returns
+  `[B, n_images, T, cross]`. The processors then get
+  `encoder_hidden_states = (text [B, L, cross], [ip_states [B, n_images, T, cross]])`.
+- `IPAdapterAttnProcessor2_0` without masks runs `to_k_ip` on the 4-D tensor and views it as
+  `[B, n_images*T, heads, dim]`: all images of one adapter share ONE softmax (same as a 3-D
+  `[B, n_images*T, cross]` input). With a mask it attends per image (`ip_states[:, i]`), one
+  softmax each, multiplies by the mask and by `scale[i]`, and sums.
+- Masks: one `[1, n_images, H, W]` tensor per adapter (`IPAdapterMaskProcessor.preprocess`
+  output reshaped), passed as `cross_attention_kwargs={"ip_adapter_masks": [mask]}`. Each layer
+  resizes it with `IPAdapterMaskProcessor.downsample`: mask_h = ceil-ish(sqrt(HW / (W/H))),
+  mask_w = HW // mask_h, **bicubic** interpolation, same mask for every batch entry (cond and
+  uncond). Bicubic is the identity only when the mask already has the layer's grid size; compare
+  exactly only then.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+from pathlib import Path
+
+import torch
+
+try:  # imported as part of a package (tests.support / support) or with support/ on sys.path
+    from .tiny_unets import fill_deterministic, host
+except ImportError:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tiny_unets import fill_deterministic, host  # noqa: E402
+
+
+@contextlib.contextmanager
+def _skip_random_init():
+    """Skip nn.Linear / nn.LayerNorm random init while diffusers builds modules it then fills
+    with `load_state_dict(strict=True)` (a real-shape SDXL resampler has 88M parameters; its
+    kaiming init alone takes seconds on 2 cores). Results are unaffected: every weight is loaded."""
+    saved = torch.nn.Linear.reset_parameters, torch.nn.LayerNorm.reset_parameters
+    torch.nn.Linear.reset_parameters = torch.nn.LayerNorm.reset_parameters = lambda self: None
+    try:
+        yield
+    finally:
+        torch.nn.Linear.reset_parameters, torch.nn.LayerNorm.reset_parameters = saved
+
+
+def diffusers_projection(image_proj_sd: dict) -> torch.nn.Module:
+    """diffusers' projection module for an `image_proj` state dict (fp32, eval).
+
+    `_convert_ip_adapter_image_proj_to_diffusers` is a UNet method but only touches `self` when
+    low_cpu_mem_usage=True, so it is called unbound with `self=None`. Its assumptions: plain
+    models have 4 tokens (it divides proj rows by 4); full-face takes the clip width from
+    proj.0's *rows*; resamplers have dim_head 64 (heads = to_q rows / 64) and depth 4.
+    """
+    from diffusers import UNet2DConditionModel
+    convert = UNet2DConditionModel._convert_ip_adapter_image_proj_to_diffusers
+    with _skip_random_init():
+        proj = convert(None, {k: v.float() for k, v in image_proj_sd.items()}, low_cpu_mem_usage=False)
+    return proj.float().eval()
+
+
+@torch.no_grad()
+def diffusers_image_tokens(image_proj_sd: dict, features: torch.Tensor) -> torch.Tensor:
+    """Image tokens [B, T, cross] from CLIP `features`: [B, clip] pooled image_embeds (plain)
+    or [B, N, width] hidden states (resampler, full-face)."""
+    return diffusers_projection(image_proj_sd)(features.float())
+
+
+def make_cross_attention_pair(query_dim: int, context_dim: int, heads: int, dim_head: int, seed: int = 0):
+    """(ComfyUI `CrossAttention`, diffusers `Attention`), fp32, with identical weights
+    (to_q/to_k/to_v without bias, to_out.0 with bias, as in both UNets)."""
+    host.import_comfy()
+    from comfy.ldm.modules.attention import CrossAttention
+    from diffusers.models.attention_processor import Attention
+    comfy_attn = CrossAttention(query_dim, context_dim, heads=heads, dim_head=dim_head, dtype=torch.float32)
+    fill_deterministic(comfy_attn, seed).eval()
+    diff_attn = Attention(query_dim, cross_attention_dim=context_dim, heads=heads, dim_head=dim_head,
+                          bias=False, out_bias=True).float().eval()
+    diff_attn.load_state_dict(comfy_attn.state_dict(), strict=True)  # same key names
+    return comfy_attn, diff_attn
+
+
+@torch.no_grad()
+def diffusers_ip_cross_attention(diff_attn, to_k_ip, to_v_ip, hidden_states, text_context, ip_tokens,
+                                 scale, ip_mask=None) -> torch.Tensor:
+    """Output (to_out included) of `IPAdapterAttnProcessor2_0` with one IP-Adapter.
+
+    hidden_states [B, HW, query_dim] (tokens row-major over an H x W grid); text_context
+    [B, L, cross]; to_k_ip / to_v_ip weights [inner, cross]; ip_tokens [B, T, cross] (one image,
+    or several images' tokens already concatenated: one softmax) or [B, n_images, T, cross].
+    scale: float, or a list of per-image floats (mask path only).
+    ip_mask: None, or diffusers' mask format [1, n_images, h, w] (also accepted: [n_images, h, w]
+    or [h, w]); requires 4-D ip_tokens (a 3-D one is taken as a single image).
+    """
+    from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
+    inner, cross = to_k_ip.shape
+    proc = IPAdapterAttnProcessor2_0(hidden_size=inner, cross_attention_dim=cross,
+                                     num_tokens=(ip_tokens.shape[-2],), scale=1.0)
+    proc.load_state_dict({"to_k_ip.0.weight": to_k_ip.float(), "to_v_ip.0.weight": to_v_ip.float()})
+    proc.scale = [scale]
+    kwargs = {}
+    if ip_mask is not None:
+        if ip_tokens.ndim == 3:
+            ip_tokens = ip_tokens.unsqueeze(1)
+        while ip_mask.ndim < 4:
+            ip_mask = ip_mask.unsqueeze(0)
+        kwargs["ip_adapter_masks"] = [ip_mask.float()]
+    return proc(diff_attn, hidden_states.float(), encoder_hidden_states=(text_context.float(), [ip_tokens.float()]),
+                **kwargs)
+
+
+def _image_embeds_arg(image_proj_sd: dict, features: torch.Tensor) -> list[torch.Tensor]:
+    """Shape CLIP features the way `MultiIPAdapterImageProjection` wants them (see module doc):
+    plain [B, clip] -> [B, 1, clip]; hidden [B, N, width] -> [B, 1, N, width]; inputs that
+    already carry the n_images axis pass through."""
+    single_rank = 2 if "proj.weight" in image_proj_sd else 3
+    if features.ndim == single_rank:
+        features = features.unsqueeze(1)
+    return [features.float()]
+
+
+def load_adapter_into(diff_unet, adapter_state_dict: dict, scale):
+    """A deepcopy of `diff_unet` with the adapter loaded by diffusers and `scale` (float or
+    per-image list) set on every IP processor. The input UNet stays untouched."""
+    from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
+    unet = copy.deepcopy(diff_unet)
+    sd = {g: {k: v.float() for k, v in sub.items()} for g, sub in adapter_state_dict.items()}
+    from diffusers.utils import logging as dlog
+    level = dlog.get_verbosity()
+    dlog.set_verbosity_error()  # silence "modules that should be kept in float32: []" from .to()
+    try:
+        with _skip_random_init():
+            unet._load_ip_adapter_weights([sd], low_cpu_mem_usage=False)
+    finally:
+        dlog.set_verbosity(level)
+    n = 0
+    for proc in unet.attn_processors.values():
+        if isinstance(proc, IPAdapterAttnProcessor2_0):
+            proc.scale = [scale]
+            n += 1
+    assert n == len(adapter_state_dict["ip_adapter"]) // 2, "IP processors vs checkpoint layers"
+    return unet.eval()
+
+
+@torch.no_grad()
+def diffusers_unet_eps(diff_unet, adapter_state_dict, sample, timestep, text_context, image_features,
+                       scale, added_cond_kwargs=None, ip_mask=None) -> torch.Tensor:
+    """One diffusers UNet forward with the adapter loaded; returns `.sample`.
+
+    image_features: per batch entry (cond and uncond rows alike), the CLIP output the projection
+    eats: [B, clip] image_embeds for plain models, [B, N, width] penultimate hidden states for
+    resampler / full-face, or with an extra n_images axis after B. diffusers projects them
+    inside the UNet (`encoder_hid_proj`). ip_mask: optional [1, n_images, h, w] (module doc).
+    """
+    unet = load_adapter_into(diff_unet, adapter_state_dict, scale)
+    added = dict(added_cond_kwargs or {})
+    added["image_embeds"] = _image_embeds_arg(adapter_state_dict["image_proj"], image_features)
+    xattn = {"ip_adapter_masks": [ip_mask.float()]} if ip_mask is not None else None
+    if not torch.is_tensor(timestep):
+        timestep = torch.tensor(timestep, dtype=torch.float32)
+    return unet(sample.float(), timestep, encoder_hidden_states=text_context.float(),
+                added_cond_kwargs=added, cross_attention_kwargs=xattn).sample
