@@ -5,8 +5,10 @@
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -38,7 +40,10 @@ def import_comfy(base_directory: str | None = None):
         import comfy.cli_args
         comfy.cli_args.args.cpu = True
         comfy.cli_args.args.database_url = "sqlite:///:memory:"
-        base = base_directory or tempfile.mkdtemp(prefix="ipakit-comfy-")
+        base = base_directory
+        if base is None:
+            base = tempfile.mkdtemp(prefix="ipakit-comfy-")
+            atexit.register(shutil.rmtree, base, ignore_errors=True)
         comfy.cli_args.args.base_directory = base
         import utils.extra_config  # noqa: F401  (must precede `nodes`, see host reference)
         import folder_paths

@@ -1,0 +1,189 @@
+"""End to end: the shipped workflows run on a real ComfyUI host with core loader nodes.
+
+Models are random (tests/support/host_models.py) but real-sized where ComfyUI fixes the size
+(CLIP text encoders, VAE, ViT-H), so the core loaders detect them exactly as they detect
+released files. Images are noise; the tests check that the graph runs, writes an image, and
+that the adapter changes the result while weight 0 does not.
+
+(a) in-process through `execution.PromptExecutor` (as main.py's prompt worker drives it),
+(b) through a started server's `POST /prompt`,
+(c) the `workflows/` files: editor and API twins agree; the SD1.5 and SDXL prompts run.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import host
+from support import workflow_format as wf
+from support.host_models import REFERENCE_IMAGE as REFERENCE
+from support.host_models import prepare_models
+from support.host_models import write_reference_image as write_reference
+
+WORKFLOWS = host.REPO / "workflows"
+SIZE, STEPS = 128, 3  # 128 px keeps the full-size VAE decode near 0.5 s on 2 cores
+
+
+def load_workflow(name: str) -> dict:
+    return json.loads((WORKFLOWS / name).read_text())
+
+
+def small_prompt(api: dict, names: dict, prefix: str, sdxl: bool = False, size: int = SIZE,
+                 steps: int = STEPS, **apply_inputs) -> dict:
+    """The shipped prompt with the generated models' names, a small size and few steps."""
+    api = wf.set_inputs(api, "CheckpointLoaderSimple",
+                        ckpt_name=names["sdxl_checkpoint" if sdxl else "checkpoint"])
+    api = wf.set_inputs(api, "EmptyLatentImage", width=size, height=size)
+    api = wf.set_inputs(api, "KSampler", steps=steps)
+    api = wf.set_inputs(api, "SaveImage", filename_prefix=prefix)
+    if any(n["class_type"] == "IPAKitApply" for n in api.values()):
+        api = wf.set_inputs(api, "LoadImage", image=REFERENCE)
+        api = wf.set_inputs(api, "CLIPVisionLoader", clip_name=names["clip_vision"])
+        api = wf.set_inputs(api, "IPAKitAdapterLoader",
+                            adapter_name=names["sdxl_ipadapter" if sdxl else "ipadapter"])
+        if apply_inputs:
+            api = wf.set_inputs(api, "IPAKitApply", **apply_inputs)
+    return api
+
+
+def read_images(paths) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p).convert("RGB"), dtype=np.float64) for p in paths]
+
+
+# --------------------------------------------------------------------------- in-process host
+class _ServerStub:
+    """What PromptExecutor needs of PromptServer when no client listens."""
+    client_id = None
+    last_node_id = None
+    last_prompt_id = None
+
+    def send_sync(self, *args, **kwargs):
+        pass
+
+
+class InProcessHost:
+    def __init__(self):
+        import execution
+        import folder_paths
+        self.execution, self.folder_paths = execution, folder_paths
+        self.executor = execution.PromptExecutor(_ServerStub(), cache_type=execution.CacheType.CLASSIC,
+                                                 cache_args={"lru": 0, "ram": 0})
+
+    def run(self, api: dict) -> list:
+        """Validate and execute like main.py's worker; returns the saved image paths."""
+        from pathlib import Path
+        prompt_id = str(uuid.uuid4())
+        valid = asyncio.run(self.execution.validate_prompt(prompt_id, api, None))
+        assert valid[0], f"invalid prompt: {valid[1]} {valid[3]}"
+        self.executor.execute(api, prompt_id, {}, valid[2])
+        assert self.executor.success, self.executor.status_messages[-1]
+        out = Path(self.folder_paths.get_output_directory())
+        return [out / img.get("subfolder", "") / img["filename"]
+                for node in self.executor.history_result["outputs"].values()
+                for img in node.get("images", [])]
+
+
+@pytest.fixture(scope="session")
+def inproc(pack):
+    import folder_paths
+    import nodes
+    from pathlib import Path
+    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
+        nodes.NODE_CLASS_MAPPINGS.setdefault(name, cls)
+    write_reference(Path(folder_paths.get_input_directory()))
+    return InProcessHost()
+
+
+@pytest.fixture(scope="session")
+def sd15_names():
+    import folder_paths
+    return prepare_models(folder_paths.models_dir, which=("sd15",))
+
+
+@pytest.fixture(scope="session")
+def object_info(pack):
+    import nodes
+    classes = {n["type"] for f in ("sd15_image_prompt.json", "sdxl_image_prompt.json")
+               for n in load_workflow(f)["nodes"] if n["type"] not in wf.UI_ONLY_TYPES}
+    mappings = {**nodes.NODE_CLASS_MAPPINGS, **pack.NODE_CLASS_MAPPINGS}
+    return wf.object_info_from_mappings(mappings, classes)
+
+
+# --------------------------------------------------------------------------- (a) in-process
+def test_sd15_workflow_in_process_adapter_changes_image(inproc, sd15_names):
+    api = load_workflow("sd15_image_prompt.api.json")
+    plain = inproc.run(small_prompt(wf.without_node(api, "IPAKitApply"), sd15_names, "e2e_plain"))
+    zero = inproc.run(small_prompt(api, sd15_names, "e2e_w0", weight=0.0))
+    full = inproc.run(small_prompt(api, sd15_names, "e2e_w1", weight=1.0))
+    for paths in (plain, zero, full):
+        assert len(paths) == 1 and paths[0].is_file()
+    a_plain, a_zero, a_full = read_images(plain + zero + full)
+    assert a_full.shape == (SIZE, SIZE, 3)
+    assert a_plain.std() > 1.0, "the image is flat: the random models did not produce a signal"
+    assert np.abs(a_zero - a_plain).mean() < 0.5, "weight 0 should leave the model unchanged"
+    assert np.abs(a_full - a_plain).mean() > 2.0, "the adapter at weight 1 did not change the image"
+
+
+def test_sd15_plus_adapter_from_bin_in_process(inproc, sd15_names):
+    api = load_workflow("sd15_image_prompt.api.json")
+    plain = inproc.run(small_prompt(wf.without_node(api, "IPAKitApply"), sd15_names, "e2e_plain"))
+    plus = small_prompt(api, sd15_names, "e2e_plus", weight=1.0)
+    plus = wf.set_inputs(plus, "IPAKitAdapterLoader", adapter_name=sd15_names["ipadapter_plus"])
+    a_plain, a_plus = read_images(plain + inproc.run(plus))
+    assert np.abs(a_plus - a_plain).mean() > 2.0
+
+
+# --------------------------------------------------------------------------- (c) workflow files
+@pytest.mark.parametrize("kind", ["sd15", "sdxl"])
+def test_ui_and_api_twins_agree(kind, object_info):
+    ui = load_workflow(f"{kind}_image_prompt.json")
+    api = load_workflow(f"{kind}_image_prompt.api.json")
+    assert ui["version"] == 0.4 and ui["last_node_id"] == max(n["id"] for n in ui["nodes"])
+    assert wf.ui_to_api(ui, object_info) == wf.strip_meta(api)
+
+
+@pytest.mark.parametrize("kind", ["sd15", "sdxl"])
+def test_shipped_workflow_uses_realistic_defaults(kind):
+    api = load_workflow(f"{kind}_image_prompt.api.json")
+    by_type = {n["class_type"]: n["inputs"] for n in api.values()}
+    assert by_type["CLIPVisionLoader"]["clip_name"] == "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
+    assert by_type["IPAKitAdapterLoader"]["adapter_name"] == (
+        "ip-adapter_sdxl_vit-h.safetensors" if kind == "sdxl" else "ip-adapter_sd15.safetensors")
+    assert by_type["EmptyLatentImage"]["width"] == (1024 if kind == "sdxl" else 512)
+    assert by_type["KSampler"]["model"][0] == next(k for k, v in api.items() if v["class_type"] == "IPAKitApply")
+
+
+def test_sdxl_workflow_in_process(inproc):
+    import folder_paths
+    names = prepare_models(folder_paths.models_dir, which=("sdxl",))
+    api = small_prompt(load_workflow("sdxl_image_prompt.api.json"), names, "e2e_sdxl",
+                       sdxl=True, size=64, steps=2)
+    paths = inproc.run(api)
+    (image,) = read_images(paths)
+    assert image.shape == (64, 64, 3) and np.isfinite(image).all()
+
+
+# --------------------------------------------------------------------------- (b) over HTTP
+def test_sd15_workflow_over_http(object_info):
+    from support.server import ComfyServer
+    with ComfyServer() as srv:
+        served = srv.object_info()
+        for cls in ("IPAKitAdapterLoader", "IPAKitApply"):
+            assert cls in served, f"{cls} not registered by the server:\n{srv.log_tail()}"
+        for kind in ("sd15", "sdxl"):  # the twins agree under the server's own /object_info too
+            ui = load_workflow(f"{kind}_image_prompt.json")
+            assert wf.ui_to_api(ui, served) == wf.strip_meta(load_workflow(f"{kind}_image_prompt.api.json"))
+        names = prepare_models(srv.models_dir, which=("sd15",))
+        write_reference(srv.input_dir)
+        api = load_workflow("sd15_image_prompt.api.json")
+        plain = srv.output_files(srv.wait_for(srv.post_prompt(
+            small_prompt(wf.without_node(api, "IPAKitApply"), names, "http_plain"))))
+        full = srv.output_files(srv.wait_for(srv.post_prompt(small_prompt(api, names, "http_w1"))))
+        assert all(p.is_file() for p in plain + full)
+        a_plain, a_full = read_images(plain + full)
+        assert np.abs(a_full - a_plain).mean() > 2.0
