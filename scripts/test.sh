@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# No path given: pytest falls back to `testpaths = ["tests"]` from pyproject.toml.
+# Paths always lie under tests/, so pytest picks tests/pytest.ini and roots itself there.
+[ "$#" -gt 0 ] || set -- tests
 exec .cache/venv/bin/python -m pytest -q "$@"
