@@ -2,10 +2,16 @@
 
 A real-architecture SD1.5 UNet (860M parameters, random weights) samples a 256x256 image (32x32
 latent) with CFG on the CPU; the same run times the unpatched model and the model patched with a
-standard and a plus adapter (and with weight 0), interleaved over several rounds so that machine
-noise hits all of them alike. Prints the median seconds per step and the ratio to unpatched.
+standard and a plus adapter (and with weight 0, and with a start/end window).
 
-    .cache/venv/bin/python bench/benchmark.py [--steps 4] [--rounds 3]
+Each round samples two steps with every model, in a rotating order, and times the second step
+between two sampler callbacks (model loading and the first step, which fills the K/V caches, are
+left out). The ratio to unpatched is taken within a round, so slow drifts of a shared machine
+cancel; the median over rounds is printed with its spread, for wall-clock time and for the
+process's CPU time (less disturbed by other tenants of a shared machine). The FLOP ratio of one
+step (counted by torch, independent of the machine) is printed beside them.
+
+    .cache/venv/bin/python bench/benchmark.py [--rounds 8]
 """
 import argparse
 import statistics
@@ -43,8 +49,7 @@ def build_unet():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args()
 
     host.import_comfy()
@@ -71,20 +76,37 @@ def main():
                                                      start_at=0.3, end_at=0.7)
 
     print(f"SD1.5 UNet ({sum(p.numel() for p in unet.model.diffusion_model.parameters()) / 1e6:.0f}M params), "
-          f"256x256, CFG batch 2, {args.steps} steps x {args.rounds} rounds, torch threads {torch.get_num_threads()}")
-    for model in models.values():  # warm-up: first-call allocations, K/V caches
-        ksample(model, "sd15", steps=1, size=32)
-    times = {label: [] for label in models}
-    for _ in range(args.rounds):
-        for label, model in models.items():
-            start = time.perf_counter()
-            ksample(model, "sd15", steps=args.steps, size=32)
-            times[label].append((time.perf_counter() - start) / args.steps)
-    base = statistics.median(times["unpatched"])
-    for label, samples in times.items():
-        per_step = statistics.median(samples)
-        print(f"{label:>16}: {per_step:.3f} s/step  ratio {per_step / base:.3f}")
+          f"256x256, CFG batch 2, {args.rounds} rounds, torch threads {torch.get_num_threads()}")
 
+    def step_seconds(model):
+        stamps = []
+        ksample(model, "sd15", steps=2, size=32,
+                callback=lambda *_: stamps.append((time.perf_counter(), time.process_time())))
+        return stamps[1][0] - stamps[0][0], stamps[1][1] - stamps[0][1]
+
+    def step_flops(model):
+        from torch.utils.flop_counter import FlopCounterMode
+        with FlopCounterMode(display=False) as counter:
+            ksample(model, "sd15", steps=1, size=32)
+        return counter.get_total_flops()
+
+    labels = list(models)
+    wall = {label: [] for label in labels}
+    cpu = {label: [] for label in labels}
+    for round_index in range(args.rounds):
+        shift = round_index % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            w, c = step_seconds(models[label])
+            wall[label].append(w)
+            cpu[label].append(c)
+    flops = {label: step_flops(model) for label, model in models.items()}
+
+    def ratio(samples, label):
+        r = sorted(t / b for t, b in zip(samples[label], samples["unpatched"]))
+        return f"{statistics.median(r):.3f} ({r[0]:.2f}-{r[-1]:.2f})"
+    for label in labels:
+        print(f"{label:>16}: {statistics.median(wall[label]):.3f} s/step  wall ratio {ratio(wall, label)}  "
+              f"CPU ratio {ratio(cpu, label)}  FLOP ratio {flops[label] / flops['unpatched']:.4f}")
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ from .checkpoint import AdapterWeights
 from .encoders import EncoderInfo, encoder_for_input
 
 FAMILIES = {768: "sd15", 2048: "sdxl"}
+FAMILY_NAMES = {"sd15": "SD1.5", "sdxl": "SDXL"}
 _LAYER_KEY = re.compile(r"^(\d+)\.to_k_ip\.weight$")
 
 
@@ -54,7 +55,7 @@ class AdapterSpec:
         return enc.name if enc else f"an encoder with {self.clip_input} width {self.clip_width}"
 
     def describe(self) -> str:
-        return (f"{self.variant} ({self.family.upper()}, {self.projection} projection, "
+        return (f"{self.variant} ({FAMILY_NAMES[self.family]}, {self.projection} projection, "
                 f"{self.num_tokens} tokens/image, needs CLIP {self.encoder_name})")
 
 

@@ -7,6 +7,7 @@ import math
 import comfy.model_management as mm
 import torch
 
+from ..ip_models.spec import FAMILIES, FAMILY_NAMES
 from .adapter_handle import LoadedAdapter
 from .branch import AdapterBranch
 from .cross_attention import IPAttentionPatch
@@ -29,11 +30,12 @@ def match_layers(model, adapter: LoadedAdapter) -> tuple[CrossAttentionLayer, ..
     contexts = {layer.context_dim for layer in layers}
     if len(layers) != len(spec.layer_keys) or contexts != {spec.cross_dim} or widths != spec.layer_widths \
             or tuple(layer.key for layer in layers) != spec.layer_keys:
-        family = {768: "SD1.5", 2048: "SDXL"}.get(next(iter(contexts), 0), "an unknown model type")
+        model_family = FAMILY_NAMES.get(FAMILIES.get(next(iter(contexts), 0)), "an unknown model type")
         raise ModelMismatchError(
-            f"{adapter.name} is an {spec.family.upper()} adapter ({len(spec.layer_keys)} cross-attention "
-            f"layers, token width {spec.cross_dim}) but the model is {family} ({len(layers)} layers, "
-            f"context width {sorted(contexts)}): pick an IP-Adapter made for this checkpoint's base model.")
+            f"{adapter.name} is an adapter for {FAMILY_NAMES[spec.family]} ({len(spec.layer_keys)} cross-attention "
+            f"layers, token width {spec.cross_dim}) but the model is {model_family} ({len(layers)} layers, "
+            f"context width {', '.join(map(str, sorted(contexts)))}): pick an IP-Adapter made for this "
+            f"checkpoint's base model.")
     return layers
 
 

@@ -46,9 +46,9 @@ def chunk_positivity(extra_options) -> tuple[bool, ...]:
     cond_or_uncond = extra_options.get("cond_or_uncond") or [0]
     positive = extra_options.get(POSITIVE_UUIDS)
     uuids = extra_options.get("uuids")
-    if positive is not None and uuids and len(uuids) == len(cond_or_uncond):
+    if positive and uuids and len(uuids) == len(cond_or_uncond):
         return tuple(u in positive for u in uuids)
-    # Outside a guider (direct model calls): ComfyUI's convention is 0 = positive.
+    # Outside a guider, or one without a "positive" cond: ComfyUI's convention is 0 = positive.
     return tuple(c == 0 for c in cond_or_uncond)
 
 

@@ -121,7 +121,7 @@ def main() -> None:
         log.info("random models ready in %.1f s (cached in .cache/models/)", time.time() - t0)
     write_reference(args.image, base / "input")
 
-    api = json.loads((REPO / "workflows" / "sd15_image_prompt.api.json").read_text())
+    api = json.loads((REPO / "workflows" / "api" / "sd15_image_prompt.json").read_text())
     api = wf.set_inputs(api, "CheckpointLoaderSimple", ckpt_name=ckpt)
     api = wf.set_inputs(api, "CLIPVisionLoader", clip_name=clip)
     api = wf.set_inputs(api, "IPAKitAdapterLoader", adapter_name=adapter)

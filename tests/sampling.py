@@ -16,12 +16,12 @@ def conditioning(family: str, seed: int, batch: int = 1):
 
 
 def ksample(model, family: str, steps: int = 3, cfg: float = 5.0, size: int = 8, batch: int = 1,
-            seed: int = 0, sampler: str = "euler"):
+            seed: int = 0, sampler: str = "euler", callback=None):
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(batch, 4, size, size, generator=gen)
     latent = torch.zeros_like(noise)
     return comfy.sample.sample(model, noise, steps, cfg, sampler, "normal", conditioning(family, 1),
-                               conditioning(family, 2), latent, seed=seed, disable_pbar=True)
+                               conditioning(family, 2), latent, seed=seed, disable_pbar=True, callback=callback)
 
 
 def guided_sample(guider, model, steps: int = 2, size: int = 8, seed: int = 0):

@@ -9,8 +9,15 @@ from comfyui_ipadapter_kit.patching.encode import EncoderMismatchError
 def test_sdxl_adapter_on_an_sd15_model_names_both_families(sd15_model, sdxl_model, make_adapter, clip_vit_h,
                                                            reference_images):
     sdxl_adapter = make_adapter(sdxl_model, "sdxl_vit-h")
-    with pytest.raises(ModelMismatchError, match=r"SDXL adapter .* the model is SD1.5.*made for this checkpoint"):
+    with pytest.raises(ModelMismatchError, match=r"adapter for SDXL .* the model is SD1.5.*made for this checkpoint"):
         apply_adapter(sd15_model, sdxl_adapter, clip_vit_h, reference_images[:1])
+
+
+def test_sd15_adapter_on_an_sdxl_model_names_both_families(sd15_model, sdxl_model, make_adapter, clip_vit_h,
+                                                           reference_images):
+    adapter = make_adapter(sd15_model, "sd15")
+    with pytest.raises(ModelMismatchError, match=r"adapter for SD1.5 .* the model is SDXL"):
+        apply_adapter(sdxl_model, adapter, clip_vit_h, reference_images[:1])
 
 
 def test_bigg_encoder_with_a_vit_h_adapter_says_which_encoder_to_load(sd15_model, make_adapter, clip_vit_bigg,

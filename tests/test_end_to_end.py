@@ -116,7 +116,7 @@ def object_info(pack):
 
 # --------------------------------------------------------------------------- (a) in-process
 def test_sd15_workflow_in_process_adapter_changes_image(inproc, sd15_names):
-    api = load_workflow("sd15_image_prompt.api.json")
+    api = load_workflow("api/sd15_image_prompt.json")
     plain = inproc.run(small_prompt(wf.without_node(api, "IPAKitApply"), sd15_names, "e2e_plain"))
     zero = inproc.run(small_prompt(api, sd15_names, "e2e_w0", weight=0.0))
     full = inproc.run(small_prompt(api, sd15_names, "e2e_w1", weight=1.0))
@@ -130,7 +130,7 @@ def test_sd15_workflow_in_process_adapter_changes_image(inproc, sd15_names):
 
 
 def test_sd15_plus_adapter_from_bin_in_process(inproc, sd15_names):
-    api = load_workflow("sd15_image_prompt.api.json")
+    api = load_workflow("api/sd15_image_prompt.json")
     plain = inproc.run(small_prompt(wf.without_node(api, "IPAKitApply"), sd15_names, "e2e_plain"))
     plus = small_prompt(api, sd15_names, "e2e_plus", weight=1.0)
     plus = wf.set_inputs(plus, "IPAKitAdapterLoader", adapter_name=sd15_names["ipadapter_plus"])
@@ -142,14 +142,14 @@ def test_sd15_plus_adapter_from_bin_in_process(inproc, sd15_names):
 @pytest.mark.parametrize("kind", ["sd15", "sdxl"])
 def test_ui_and_api_twins_agree(kind, object_info):
     ui = load_workflow(f"{kind}_image_prompt.json")
-    api = load_workflow(f"{kind}_image_prompt.api.json")
+    api = load_workflow(f"api/{kind}_image_prompt.json")
     assert ui["version"] == 0.4 and ui["last_node_id"] == max(n["id"] for n in ui["nodes"])
     assert wf.ui_to_api(ui, object_info) == wf.strip_meta(api)
 
 
 @pytest.mark.parametrize("kind", ["sd15", "sdxl"])
 def test_shipped_workflow_uses_realistic_defaults(kind):
-    api = load_workflow(f"{kind}_image_prompt.api.json")
+    api = load_workflow(f"api/{kind}_image_prompt.json")
     by_type = {n["class_type"]: n["inputs"] for n in api.values()}
     assert by_type["CLIPVisionLoader"]["clip_name"] == "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
     assert by_type["IPAKitAdapterLoader"]["adapter_name"] == (
@@ -161,7 +161,7 @@ def test_shipped_workflow_uses_realistic_defaults(kind):
 def test_sdxl_workflow_in_process(inproc):
     import folder_paths
     names = prepare_models(folder_paths.models_dir, which=("sdxl",))
-    api = small_prompt(load_workflow("sdxl_image_prompt.api.json"), names, "e2e_sdxl",
+    api = small_prompt(load_workflow("api/sdxl_image_prompt.json"), names, "e2e_sdxl",
                        sdxl=True, size=64, steps=2)
     paths = inproc.run(api)
     (image,) = read_images(paths)
@@ -175,12 +175,17 @@ def test_sd15_workflow_over_http(object_info):
         served = srv.object_info()
         for cls in ("IPAKitAdapterLoader", "IPAKitApply"):
             assert cls in served, f"{cls} not registered by the server:\n{srv.log_tail()}"
+        # The editor's template browser lists the editor files only (the API twins live in api/).
+        templates = srv.request("/workflow_templates")
+        assert sorted(templates["comfyui-ipadapter-kit"]) == ["sd15_image_prompt", "sdxl_image_prompt"]
+        assert srv.request("/api/workflow_templates/comfyui-ipadapter-kit/sd15_image_prompt.json") == \
+            load_workflow("sd15_image_prompt.json")
         for kind in ("sd15", "sdxl"):  # the twins agree under the server's own /object_info too
             ui = load_workflow(f"{kind}_image_prompt.json")
-            assert wf.ui_to_api(ui, served) == wf.strip_meta(load_workflow(f"{kind}_image_prompt.api.json"))
+            assert wf.ui_to_api(ui, served) == wf.strip_meta(load_workflow(f"api/{kind}_image_prompt.json"))
         names = prepare_models(srv.models_dir, which=("sd15",))
         write_reference(srv.input_dir)
-        api = load_workflow("sd15_image_prompt.api.json")
+        api = load_workflow("api/sd15_image_prompt.json")
         plain = srv.output_files(srv.wait_for(srv.post_prompt(
             small_prompt(wf.without_node(api, "IPAKitApply"), names, "http_plain"))))
         full = srv.output_files(srv.wait_for(srv.post_prompt(small_prompt(api, names, "http_w1"))))
