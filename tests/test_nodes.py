@@ -2,7 +2,6 @@
 import folder_paths
 import nodes as host_nodes
 import pytest
-import torch
 
 from comfyui_ipadapter_kit.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 

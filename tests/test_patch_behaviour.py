@@ -12,7 +12,6 @@ from comfy_extras.nodes_perpneg import Guider_PerpNeg
 
 from comfyui_ipadapter_kit.patching import cross_attention
 from comfyui_ipadapter_kit.patching.apply import apply_adapter
-from comfyui_ipadapter_kit.patching.branch import AdapterBranch
 from comfyui_ipadapter_kit.patching.cross_attention import IPAttentionPatch
 from comfyui_ipadapter_kit.ip_models.adapter import IPAdapterModel
 from sampling import conditioning, guided_sample, ksample
