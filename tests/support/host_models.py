@@ -126,29 +126,28 @@ def _vae_sd(mc, seed):
     return mc.process_vae_state_dict_for_saving(random_state_dict(vae, seed=seed))
 
 
+def _checkpoint(unet_cfg, config_cls, clip_cls, clip_prefix, seed):
+    """UNet + text encoder(s) + VAE in the single-file layout, saved with ComfyUI's own converters
+    (for SDXL they turn clip_g into the open_clip layout real checkpoints use)."""
+    unet, mc = _unet(unet_cfg, config_cls)
+    sd = random_state_dict(unet, "model.diffusion_model.", seed)
+    with torch.device("meta"):
+        clip = clip_cls(device="meta")
+    sd.update(mc.process_clip_state_dict_for_saving(random_state_dict(clip, clip_prefix, seed)))
+    sd.update(_vae_sd(mc, seed))
+    return sd, cross_attention_widths(unet)
+
+
 def _sd15_checkpoint(seed=0):
     import comfy.sd1_clip
     import comfy.supported_models as sm
-    unet, mc = _unet(SD15_UNET, sm.SD15)
-    sd = random_state_dict(unet, "model.diffusion_model.", seed)
-    with torch.device("meta"):
-        clip = comfy.sd1_clip.SDClipModel(device="meta")
-    sd.update(mc.process_clip_state_dict_for_saving(random_state_dict(clip, "clip_l.", seed)))
-    sd.update(_vae_sd(mc, seed))
-    return sd, cross_attention_widths(unet)
+    return _checkpoint(SD15_UNET, sm.SD15, comfy.sd1_clip.SDClipModel, "clip_l.", seed)
 
 
 def _sdxl_checkpoint(seed=0):
     import comfy.sdxl_clip
     import comfy.supported_models as sm
-    unet, mc = _unet(SDXL_UNET, sm.SDXL)
-    sd = random_state_dict(unet, "model.diffusion_model.", seed)
-    with torch.device("meta"):
-        clip = comfy.sdxl_clip.SDXLClipModel(device="meta")
-    # ComfyUI's own saver turns clip_g into the open_clip layout real SDXL checkpoints use.
-    sd.update(mc.process_clip_state_dict_for_saving(random_state_dict(clip, "", seed)))
-    sd.update(_vae_sd(mc, seed))
-    return sd, cross_attention_widths(unet)
+    return _checkpoint(SDXL_UNET, sm.SDXL, comfy.sdxl_clip.SDXLClipModel, "", seed)
 
 
 def _vit_h(seed=0):
