@@ -28,7 +28,7 @@ def match_layers(model, adapter: LoadedAdapter) -> tuple[CrossAttentionLayer, ..
     layers = cross_attention_layers(model.get_model_object("diffusion_model"))
     widths = tuple(layer.width for layer in layers)
     contexts = {layer.context_dim for layer in layers}
-    if len(layers) != len(spec.layer_keys) or contexts != {spec.cross_dim} or widths != spec.layer_widths \
+    if widths != spec.layer_widths or contexts != {spec.cross_dim} \
             or tuple(layer.key for layer in layers) != spec.layer_keys:
         model_family = FAMILY_NAMES.get(FAMILIES.get(next(iter(contexts), 0)), "an unknown model type")
         raise ModelMismatchError(

@@ -13,6 +13,14 @@ from .layers import CrossAttentionLayer
 from .sampling import chunk_positivity, current_sigma
 
 
+def _attention(q, k, v, extra_options):
+    # Looked up at call time and called exactly as the host's CrossAttention does, so an inactive
+    # patch is bit-identical to no patch, with whichever backend the host chose.
+    return host_attention.optimized_attention(q, k, v, extra_options["n_heads"],
+                                              attn_precision=extra_options.get("attn_precision"),
+                                              transformer_options=extra_options)
+
+
 class IPAttentionPatch:
     def __init__(self, layer: CrossAttentionLayer, branches: tuple[AdapterBranch, ...], inner=None):
         self.layer = layer
@@ -23,12 +31,7 @@ class IPAttentionPatch:
         return IPAttentionPatch(self.layer, self.branches + (branch,), self.inner)
 
     def __call__(self, q, k, v, extra_options):
-        if self.inner is not None:
-            out = self.inner(q, k, v, extra_options)
-        else:
-            out = host_attention.optimized_attention(
-                q, k, v, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"),
-                transformer_options=extra_options)
+        out = self.inner(q, k, v, extra_options) if self.inner is not None else _attention(q, k, v, extra_options)
         active = self._active(extra_options)
         if not active:
             return out
@@ -38,9 +41,7 @@ class IPAttentionPatch:
         per_chunk = q.shape[0] // len(positive)
         for branch, weight in active:
             k_ip, v_ip = branch.batched_kv(layer_key, positive, per_chunk, q.device, q.dtype)
-            ip = host_attention.optimized_attention(
-                q, k_ip, v_ip, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"),
-                transformer_options=extra_options)
+            ip = _attention(q, k_ip, v_ip, extra_options)
             if branch.mask is not None:
                 shape = extra_options["original_shape"]
                 ip = ip * branch.token_mask(q.shape[1], (shape[-2], shape[-1]), len(positive), per_chunk,
