@@ -11,7 +11,7 @@ cancel; the median over rounds is printed with its spread, for wall-clock time a
 process's CPU time (less disturbed by other tenants of a shared machine). The FLOP ratio of one
 step (counted by torch, independent of the machine) is printed beside them.
 
-    .cache/venv/bin/python bench/benchmark.py [--rounds 8]
+    .cache/host-v0.3.75/venv/bin/python bench/benchmark.py [--rounds 8]   (or .cache/host-0.33/...)
 """
 import argparse
 import statistics

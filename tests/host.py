@@ -1,7 +1,9 @@
 """Locating and importing the real ComfyUI host for tests, benchmarks and the main job.
 
-`COMFYUI_PATH` points at any ComfyUI checkout (a user's own install); otherwise the copy that
-`scripts/setup.sh` made from the PyPI wheel (ComfyUI v0.3.75) in `.cache/comfyui` is used.
+`COMFYUI_PATH` points at any ComfyUI checkout (a user's own install; `scripts/test.sh` sets it for
+the host it runs). Otherwise the host is the `ComfyUI/` beside the running virtual environment
+(`.cache/host-<name>/venv` and `.cache/host-<name>/ComfyUI`, made by `scripts/setup.sh`), so
+`.cache/host-0.33/venv/bin/python bench/benchmark.py` runs on that host.
 """
 from __future__ import annotations
 
@@ -19,10 +21,17 @@ PACK_MODULE = "comfyui_ipadapter_kit"
 
 def comfy_path() -> Path:
     env = os.environ.get("COMFYUI_PATH")
-    path = Path(env) if env else REPO / ".cache" / "comfyui"
+    path = Path(env) if env else Path(sys.prefix).parent / "ComfyUI"
     if not (path / "comfy").is_dir():
-        raise RuntimeError(f"No ComfyUI at {path}: run scripts/setup.sh or set COMFYUI_PATH")
+        raise RuntimeError(f"No ComfyUI at {path}: run scripts/setup.sh [HOST] and use the python of "
+                           f".cache/host-<HOST>/venv, or set COMFYUI_PATH")
     return path
+
+
+def comfy_version() -> str:
+    """The host's own version string (comfyui_version.py), e.g. "0.3.75" or "0.33.0"."""
+    text = (comfy_path() / "comfyui_version.py").read_text()
+    return text.split("__version__")[1].split('"')[1]
 
 
 _imported = False

@@ -72,7 +72,7 @@ class InProcessHost:
         import folder_paths
         self.execution, self.folder_paths = execution, folder_paths
         self.executor = execution.PromptExecutor(_ServerStub(), cache_type=execution.CacheType.CLASSIC,
-                                                 cache_args={"lru": 0, "ram": 0})
+                                                 cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
 
     def run(self, api: dict) -> list:
         """Validate and execute like main.py's worker; returns the saved image paths."""
@@ -169,12 +169,30 @@ def test_sdxl_workflow_in_process(inproc):
 
 
 # --------------------------------------------------------------------------- (b) over HTTP
+def served_frontend_is_the_hosts_own(srv) -> str:
+    """The editor the server hands out is the frontend package version its host pins."""
+    import importlib.metadata
+    import importlib.util
+    from pathlib import Path
+    stats = srv.request("/system_stats")["system"]
+    assert stats["comfyui_version"] == host.comfy_version()
+    pinned = stats["required_frontend_version"]
+    assert importlib.metadata.version("comfyui-frontend-package") == pinned
+    static = Path(importlib.util.find_spec("comfyui_frontend_package").origin).parent / "static"
+    assert srv.request_bytes("/") == (static / "index.html").read_bytes()
+    return pinned
+
+
 def test_sd15_workflow_over_http(object_info):
     from support.server import ComfyServer
     with ComfyServer() as srv:
+        served_frontend_is_the_hosts_own(srv)
         served = srv.object_info()
         for cls in ("IPAKitAdapterLoader", "IPAKitApply"):
             assert cls in served, f"{cls} not registered by the server:\n{srv.log_tail()}"
+        for name in ("sd15_image_prompt.json", "sdxl_image_prompt.json"):  # the editor finds every node
+            missing = {n["type"] for n in load_workflow(name)["nodes"]} - set(served) - wf.UI_ONLY_TYPES
+            assert not missing, f"{name}: missing nodes {missing}"
         # The editor's template browser lists the editor files only (the API twins live in api/).
         templates = srv.request("/workflow_templates")
         assert sorted(templates["comfyui-ipadapter-kit"]) == ["sd15_image_prompt", "sdxl_image_prompt"]

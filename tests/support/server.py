@@ -138,6 +138,10 @@ class ComfyServer:
         except urllib.error.HTTPError as e:
             self._fail(f"{req.get_method()} {path} -> HTTP {e.code}: {e.read().decode(errors='replace')[:4000]}")
 
+    def request_bytes(self, path: str, timeout: float = 30) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+            return r.read()
+
     def object_info(self) -> dict:
         return self.request("/object_info")
 
