@@ -34,10 +34,18 @@ class IPAdapterModel(nn.Module):
         return self.image_proj(features.to(device=weight.device, dtype=weight.dtype))
 
     @torch.no_grad()
-    def image_kv(self, layer_key: int, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def image_kv(self, layer_key: int, tokens: torch.Tensor,
+                 device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """K and V of `tokens` for one layer, computed on `device` (default: where the weights are).
+
+        The layer's weights are brought to `device` for the product (a temporary copy when they
+        live elsewhere), so each device's K/V come from weights on that device.
+        """
         kv = self.ip_adapter[str(layer_key)]
-        w_k, w_v = kv.to_k_ip.weight, kv.to_v_ip.weight
-        tokens = tokens.to(device=w_k.device, dtype=w_k.dtype)
+        w_k, w_v = kv.to_k_ip.weight, kv.to_v_ip.weight  # read each call: a patcher may swap them
+        device = w_k.device if device is None else device
+        w_k, w_v = w_k.to(device), w_v.to(device)
+        tokens = tokens.to(device=device, dtype=w_k.dtype)
         return tokens @ w_k.t(), tokens @ w_v.t()
 
 

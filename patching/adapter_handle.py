@@ -1,7 +1,9 @@
 """Adapter weights under ComfyUI's model management.
 
-The adapter module is owned by its own ModelPatcher, which every attention patch reports through
-`models()`: `load_models_gpu` then loads, offloads and counts it together with the UNet.
+The adapter module is owned by a patcher of the class the host uses for its own auxiliary models
+(`CoreModelPatcher`, which DynamicVRAM hosts swap for their dynamic patcher at start-up; plain
+`ModelPatcher` on hosts that predate it). Every attention patch reports it through `models()`, so
+`load_models_gpu` loads, offloads and counts it together with the UNet.
 """
 from __future__ import annotations
 
@@ -20,7 +22,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class LoadedAdapter:
-    """What the loader node hands to the apply node (type IPADAPTER_KIT)."""
+    """What the loader node hands to the apply node (type IPADAPTER_KIT).
+
+    A handle to weights owned by model management: a copy of it (a host deep-copying model
+    options, as ComfyUI up to 0.13 does on every clone) is the handle itself, never new weights.
+    """
     name: str
     spec: AdapterSpec
     patcher: comfy.model_patcher.ModelPatcher
@@ -28,6 +34,14 @@ class LoadedAdapter:
     @property
     def model(self) -> IPAdapterModel:
         return self.patcher.model
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def patcher_class():
+    """Looked up at call time: the host replaces CoreModelPatcher after its modules are imported."""
+    return getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
 
 
 def load_adapter(path: str) -> LoadedAdapter:
@@ -37,8 +51,7 @@ def load_adapter(path: str) -> LoadedAdapter:
     load_device = mm.get_torch_device()
     dtype = mm.unet_dtype(device=load_device, supported_dtypes=[torch.float16, torch.bfloat16, torch.float32])
     model = build_adapter(spec, weights, dtype=dtype)
-    patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device,
-                                               offload_device=mm.unet_offload_device())
+    patcher = patcher_class()(model, load_device=load_device, offload_device=mm.unet_offload_device())
     log.info("IPAdapter Kit: loaded %s as %s, %.1fM parameters, %s", name, spec.describe(),
              weights.num_parameters() / 1e6, dtype)
     return LoadedAdapter(name, spec, patcher)

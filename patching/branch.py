@@ -3,6 +3,10 @@
 Everything that does not change during a run is prepared once here and cached by device and
 dtype: the image K/V of each layer, their batched layout per chunk pattern and the masks on each
 layer's token grid. The attention patch then only looks things up.
+
+Caches are only ever added to, never cleared: ComfyUI's MultiGPU path moves the same patch to
+several devices from several threads at once (`.to(device)`), and each thread must keep finding
+its own device's entries. They are small (a few tokens per layer) and live as long as the branch.
 """
 from __future__ import annotations
 
@@ -27,7 +31,6 @@ class AdapterBranch:
     sigma_end: float = -math.inf
     mask: torch.Tensor | None = None  # [M, H, W]
     layer_weights: dict[int, float] = field(default_factory=dict)  # per-layer factor, default 1
-    _device: torch.device | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -57,8 +60,8 @@ class AdapterBranch:
         found = self._cache.get(key)
         if found is None:
             tokens = torch.cat((self.cond_tokens, self.uncond_tokens))
-            k, v = self.adapter.model.image_kv(layer_key, tokens.to(device))
-            k, v = k.to(device=device, dtype=dtype), v.to(device=device, dtype=dtype)
+            k, v = self.adapter.model.image_kv(layer_key, tokens, device)
+            k, v = k.to(dtype), v.to(dtype)
             found = self._cache[key] = (k[:1], v[:1], k[1:], v[1:])
         return found
 
@@ -76,9 +79,7 @@ class AdapterBranch:
             found = self._cache[key] = grid.repeat(n_chunks, 1, 1)
         return found
 
-    def to(self, device_or_dtype):
-        """Called by ComfyUI when models move; caches on the old device are dropped."""
-        if isinstance(device_or_dtype, torch.device) and device_or_dtype != self._device:
-            self._device = device_or_dtype
-            self._cache.clear()
+    def __deepcopy__(self, memo):
+        # Immutable apart from its caches, which are keyed and only grow: a copy (a host
+        # deep-copying model options on clone) shares it instead of duplicating tokens and K/V.
         return self

@@ -13,12 +13,14 @@ from .layers import CrossAttentionLayer
 from .sampling import chunk_positivity, current_sigma
 
 
-def _attention(q, k, v, extra_options):
+def _attention(q, k, v, extra_options, preferred=None):
     # Looked up at call time and called exactly as the host's CrossAttention does, so an inactive
-    # patch is bit-identical to no patch, with whichever backend the host chose.
+    # patch is bit-identical to no patch, with whichever backend the host chose (and the layer's
+    # own method where the host keeps one per layer; older hosts take no such argument).
+    kwargs = {} if preferred is None else {"preferred_attention": preferred}
     return host_attention.optimized_attention(q, k, v, extra_options["n_heads"],
                                               attn_precision=extra_options.get("attn_precision"),
-                                              transformer_options=extra_options)
+                                              transformer_options=extra_options, **kwargs)
 
 
 class IPAttentionPatch:
@@ -31,7 +33,10 @@ class IPAttentionPatch:
         return IPAttentionPatch(self.layer, self.branches + (branch,), self.inner)
 
     def __call__(self, q, k, v, extra_options):
-        out = self.inner(q, k, v, extra_options) if self.inner is not None else _attention(q, k, v, extra_options)
+        if self.inner is not None:
+            out = self.inner(q, k, v, extra_options)
+        else:
+            out = _attention(q, k, v, extra_options, self.layer.preferred_attention)
         active = self._active(extra_options)
         if not active:
             return out
@@ -65,8 +70,8 @@ class IPAttentionPatch:
 
     # --- ComfyUI model-management protocol -------------------------------------------------
     def to(self, device_or_dtype):
-        for branch in self.branches:
-            branch.to(device_or_dtype)
+        # Our caches are keyed by device and dtype, so a move changes nothing here (MultiGPU calls
+        # this from several threads at once); only a foreign inner patch may need to move.
         if self.inner is not None and hasattr(self.inner, "to"):
             self.inner = self.inner.to(device_or_dtype)
         return self
@@ -76,8 +81,3 @@ class IPAttentionPatch:
         if self.inner is not None and hasattr(self.inner, "models"):
             found.update({id(m): m for m in self.inner.models()})
         return list(found.values())
-
-    def __deepcopy__(self, memo):
-        # ModelPatcher.clone() deep-copies model_options; patches are immutable, so share them
-        # instead of copying adapter weights and caches.
-        return self

@@ -22,13 +22,19 @@ class EncoderMismatchError(ValueError):
     pass
 
 
-def encoder_widths(clip_vision) -> tuple[int, int]:
-    """(hidden width, image_embeds width) of a ComfyUI CLIP vision model."""
-    projection = getattr(clip_vision.model, "visual_projection", None)
-    if projection is None:
-        raise EncoderMismatchError("The connected CLIP_VISION model is not a CLIP image encoder "
-                                   "(no visual projection); IP-Adapters need CLIP ViT-H or ViT-bigG.")
-    embed, hidden = projection.weight.shape
+def encoder_widths(clip_vision) -> tuple[int | None, int | None]:
+    """(hidden width, image_embeds width) of a ComfyUI CLIP vision model; None where it has none.
+
+    The embeds width comes from a real projection weight: newer hosts load files without
+    `visual_projection.weight` with an `nn.Identity` projection, whose pooled output is unprojected.
+    """
+    model = getattr(clip_vision, "model", None)
+    norm = getattr(getattr(model, "vision_model", None), "post_layernorm", None)
+    projection = getattr(getattr(model, "visual_projection", None), "weight", None)
+    hidden = norm.weight.shape[0] if getattr(norm, "weight", None) is not None else None
+    embed = projection.shape[0] if projection is not None else None
+    if hidden is None and projection is not None:
+        hidden = projection.shape[1]
     return hidden, embed
 
 
@@ -38,8 +44,13 @@ def check_encoder(clip_vision, spec: AdapterSpec, adapter_name: str) -> None:
     if have == spec.clip_width:
         return
     needed = encoder_for_input(spec.clip_input, spec.clip_width)
-    connected = identify_encoder(hidden, embed)
-    connected_name = connected.name if connected else f"hidden width {hidden}, embeds width {embed}"
+    if hidden is None:
+        connected_name = "not a CLIP image encoder"
+    elif embed is None:
+        connected_name = f"a CLIP encoder without its visual projection (hidden width {hidden})"
+    else:
+        connected = identify_encoder(hidden, embed)
+        connected_name = connected.name if connected else f"hidden width {hidden}, embeds width {embed}"
     fix = (f"load {needed.file_hint} with the 'Load CLIP Vision' node" if needed
            else f"use an encoder whose {spec.clip_input} width is {spec.clip_width}")
     raise EncoderMismatchError(

@@ -19,10 +19,16 @@ class CrossAttentionLayer:
     index: int              # transformer block index inside that block
     width: int              # hidden width of the layer (rows of to_k)
     context_dim: int        # width of the text context (columns of to_k)
+    # The layer's own attention method, where the host stores one per layer (ComfyUI 0.38+:
+    # `comfy_attention`, e.g. from an int8 checkpoint); the patch hands it on for the text part.
+    preferred_attention: object = None
 
     @property
     def patch_key(self) -> tuple[str, int, int]:
         return (*self.block, self.index)
+
+    def __deepcopy__(self, memo):
+        return self  # immutable; never copy the host's attention method along
 
 
 def cross_attention_layers(diffusion_model: nn.Module) -> tuple[CrossAttentionLayer, ...]:
@@ -42,5 +48,6 @@ def cross_attention_layers(diffusion_model: nn.Module) -> tuple[CrossAttentionLa
                         continue
                     width, context_dim = attn2.to_k.weight.shape
                     layers.append(CrossAttentionLayer(2 * len(layers) + 1, (block_name, block_id), index,
-                                                      width, context_dim))
+                                                      width, context_dim,
+                                                      getattr(attn2, "comfy_attention", None)))
     return tuple(layers)

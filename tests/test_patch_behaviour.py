@@ -130,9 +130,9 @@ def test_image_kv_is_computed_once_per_run_not_per_step(sd15_model, sd15_adapter
     calls = []
     original = IPAdapterModel.image_kv
 
-    def spy(self, layer_key, tokens):
+    def spy(self, layer_key, *args, **kwargs):
         calls.append(layer_key)
-        return original(self, layer_key, tokens)
+        return original(self, layer_key, *args, **kwargs)
     monkeypatch.setattr(IPAdapterModel, "image_kv", spy)
     patched = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images[2:3])
     ksample(patched, "sd15", steps=4)
