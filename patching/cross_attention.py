@@ -1,16 +1,18 @@
 """The attn2 replacement: text attention plus every active adapter's image attention.
 
-`h = Attn(q, K_text, V_text) + sum_j w_j * mask_j * Attn(q, K_ip_j, V_ip_j)`, before the host
-applies the layer's output projection. Patches are immutable: applying another adapter builds a
-new patch holding both branches, so a cloned MODEL never sees a later change.
+`h = Attn(q, K_text, V_text) + sum_j s_j * mask_j * Attn(q, K_ip_j, V_ip_j)`, before the host
+applies the layer's output projection, with K_ip, V_ip and s_j looked up from each adapter's plan
+(weights per layer and frame, precise swaps and embeds scaling are all decided there, once).
+Patches are immutable: applying another adapter builds a new patch holding both plans, so a
+cloned MODEL never sees a later change.
 """
 from __future__ import annotations
 
 import comfy.ldm.modules.attention as host_attention
 
-from .branch import AdapterBranch
 from .layers import CrossAttentionLayer
-from .sampling import chunk_positivity, current_sigma
+from .plan import AdapterPlan
+from .sampling import chunk_positivity, current_sigma, frame_window
 
 
 def _attention(q, k, v, extra_options, preferred=None):
@@ -24,13 +26,13 @@ def _attention(q, k, v, extra_options, preferred=None):
 
 
 class IPAttentionPatch:
-    def __init__(self, layer: CrossAttentionLayer, branches: tuple[AdapterBranch, ...], inner=None):
+    def __init__(self, layer: CrossAttentionLayer, plans: tuple[AdapterPlan, ...], inner=None):
         self.layer = layer
-        self.branches = branches
+        self.plans = plans
         self.inner = inner  # another pack's attn2 patch that was here first: it computes the text part
 
-    def with_branch(self, branch: AdapterBranch) -> "IPAttentionPatch":
-        return IPAttentionPatch(self.layer, self.branches + (branch,), self.inner)
+    def with_plans(self, plans: tuple[AdapterPlan, ...]) -> "IPAttentionPatch":
+        return IPAttentionPatch(self.layer, self.plans + tuple(plans), self.inner)
 
     def __call__(self, q, k, v, extra_options):
         if self.inner is not None:
@@ -44,28 +46,29 @@ class IPAttentionPatch:
         layer_key = self.layer.key
         positive = chunk_positivity(extra_options)
         per_chunk = q.shape[0] // len(positive)
-        for branch, weight in active:
-            k_ip, v_ip = branch.batched_kv(layer_key, positive, per_chunk, q.device, q.dtype)
+        window = frame_window(extra_options)
+        for plan, rule in active:
+            k_ip, v_ip, factor = plan.layer_inputs(layer_key, rule, positive, per_chunk, window, q.device, q.dtype)
             ip = _attention(q, k_ip, v_ip, extra_options)
-            if branch.mask is not None:
+            if plan.mask is not None:
                 shape = extra_options["original_shape"]
-                ip = ip * branch.token_mask(q.shape[1], (shape[-2], shape[-1]), len(positive), per_chunk,
-                                            q.device, q.dtype)
-            out = out + ip * weight
+                ip = ip * plan.token_mask(q.shape[1], (shape[-2], shape[-1]), len(positive), per_chunk, window,
+                                          q.device, q.dtype)
+            out = out + (ip if factor is None else ip * factor)
         return out
 
-    def _active(self, extra_options) -> list[tuple[AdapterBranch, float]]:
+    def _active(self, extra_options):
         sigma = None
         active = []
-        for branch in self.branches:
-            weight = branch.layer_weight(self.layer.key)
-            if weight == 0:
+        for plan in self.plans:
+            rule = plan.layers.get(self.layer.key)
+            if rule is None:
                 continue
-            if branch.needs_sigma:
+            if plan.needs_sigma:
                 sigma = current_sigma(extra_options) if sigma is None else sigma
-                if not branch.in_window(sigma):
+                if not plan.in_window(sigma):
                     continue
-            active.append((branch, weight))
+            active.append((plan, rule))
         return active
 
     # --- ComfyUI model-management protocol -------------------------------------------------
@@ -77,7 +80,7 @@ class IPAttentionPatch:
         return self
 
     def models(self):
-        found = {id(b.adapter.patcher): b.adapter.patcher for b in self.branches}
+        found = {id(p.adapter.patcher): p.adapter.patcher for p in self.plans}
         if self.inner is not None and hasattr(self.inner, "models"):
             found.update({id(m): m for m in self.inner.models()})
         return list(found.values())

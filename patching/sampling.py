@@ -58,3 +58,18 @@ def current_sigma(extra_options) -> float:
         # Only reached when the model is called outside a sampler: read it here instead.
         sigma = float(extra_options["sigmas"].reshape(-1)[0])
     return sigma
+
+
+def frame_window(extra_options):
+    """(frame indices, total frames) when the model sees a context window of an animation, else None.
+
+    AnimateDiff-Evolved passes `ad_params` (`sub_idxs`, `full_length`); ComfyUI's own context
+    windows pass `context_window` (`index_list`, `total_frames`, frames on dim 0).
+    """
+    ad = extra_options.get("ad_params")
+    if ad and ad.get("sub_idxs") is not None:
+        return tuple(ad["sub_idxs"]), int(ad["full_length"])
+    window = extra_options.get("context_window")
+    if window is not None and getattr(window, "dim", 0) == 0 and getattr(window, "index_list", None):
+        return tuple(window.index_list), int(window.total_frames)
+    return None

@@ -33,8 +33,8 @@ def attn2_patches(model):
     return model.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
 
 
-def first_branch(model):
-    return next(iter(attn2_patches(model).values())).branches[0]
+def first_plan(model):
+    return next(iter(attn2_patches(model).values())).plans[0]
 
 
 def test_the_tested_host_is_the_one_asked_for():
@@ -79,7 +79,8 @@ def test_image_kv_is_computed_on_the_device_asked_for(sd15_adapter):
 def test_caches_stay_per_device_while_threads_move_the_patch(sd15_model, sd15_adapter, clip_vit_h,
                                                              reference_images, monkeypatch):
     patched = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images[:1])
-    branch = first_branch(patched)
+    plan = first_plan(patched)
+    rule = plan.layers[sd15_adapter.spec.layer_keys[0]]
     calls = []
     original = IPAdapterModel.image_kv
 
@@ -101,7 +102,7 @@ def test_caches_stay_per_device_while_threads_move_the_patch(sd15_model, sd15_ad
             for _ in range(5):
                 patched.model_patches_to(device)
                 for key in keys:
-                    results[device].append(branch.batched_kv(key, (True, False), 1, device, torch.float32))
+                    results[device].append(plan.layer_inputs(key, rule, (True, False), 1, None, device, torch.float32))
         except Exception as exc:  # surfaced below, with the thread's device
             errors.append((device, exc))
 
@@ -114,7 +115,7 @@ def test_caches_stay_per_device_while_threads_move_the_patch(sd15_model, sd15_ad
     # Every (layer, device) computed once, from weights brought to that device; nothing cleared.
     assert sorted(calls, key=str) == sorted(((k, d) for k in keys for d in devices), key=str)
     for device in devices:
-        assert all(k.device.type == device.type for k, _ in results[device])
+        assert all(k.device.type == device.type for k, _, _ in results[device])
     cpu, cpu0 = results[devices[0]], results[devices[1]]
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(cpu, cpu0))
 
@@ -200,7 +201,7 @@ def test_a_projectionless_encoder_still_serves_hidden_state_adapters(sd15_model,
                                                                      projectionless_vit_h, reference_images):
     plus = make_adapter(sd15_model, "sd15_plus")
     patched = apply_adapter(sd15_model, plus, projectionless_vit_h, reference_images[:1])
-    assert first_branch(patched).cond_tokens.shape == (1, 16, 768)
+    assert first_plan(patched).cond_tokens.shape == (1, 16, 768)
 
 
 def test_the_hosts_own_loading_of_a_projectionless_file_gets_the_encoder_error(sd15_model, sd15_adapter,
@@ -223,8 +224,8 @@ def test_a_clone_of_a_patched_model_shares_patches_weights_and_tokens(sd15_model
     ours, theirs = attn2_patches(patched), attn2_patches(clone)
     assert ours.keys() == theirs.keys()
     for key, patch in ours.items():
-        assert theirs[key].branches == patch.branches  # the same branch objects
-        assert all(a is b for a, b in zip(theirs[key].branches, patch.branches))
+        assert theirs[key].plans == patch.plans  # the same plan objects
+        assert all(a is b for a, b in zip(theirs[key].plans, patch.plans))
         assert theirs[key].layer is patch.layer
     assert {id(m) for m in clone.model_patches_models()} == {id(sd15_adapter.patcher)}
     assert torch.equal(ksample(clone, "sd15"), ksample(patched, "sd15"))
@@ -234,10 +235,10 @@ def test_deep_copying_model_options_never_duplicates_adapter_weights(sd15_model,
                                                                      reference_images):
     patched = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images[:1])
     copied = copy.deepcopy(patched.model_options)  # what other packs and older hosts do
-    branch = first_branch(patched)
-    copied_branch = next(iter(copied["transformer_options"]["patches_replace"]["attn2"].values())).branches[0]
-    assert copied_branch is branch and copied_branch.adapter is sd15_adapter
-    assert copied_branch.cond_tokens.data_ptr() == branch.cond_tokens.data_ptr()
+    plan = first_plan(patched)
+    copied_plan = next(iter(copied["transformer_options"]["patches_replace"]["attn2"].values())).plans[0]
+    assert copied_plan is plan and copied_plan.adapter is sd15_adapter
+    assert copied_plan.cond_tokens.data_ptr() == plan.cond_tokens.data_ptr()
 
 
 def test_patching_a_clone_further_leaves_the_first_model_as_it_was(sd15_model, sd15_adapter, make_adapter,
@@ -246,7 +247,7 @@ def test_patching_a_clone_further_leaves_the_first_model_as_it_was(sd15_model, s
     before = ksample(patched, "sd15")
     plus = make_adapter(sd15_model, "sd15_plus", ext=".bin")
     both = apply_adapter(patched.clone(), plus, clip_vit_h, reference_images[1:2])
-    assert all(len(p.branches) == 1 for p in attn2_patches(patched).values())
-    assert all(len(p.branches) == 2 for p in attn2_patches(both).values())
+    assert all(len(p.plans) == 1 for p in attn2_patches(patched).values())
+    assert all(len(p.plans) == 2 for p in attn2_patches(both).values())
     assert torch.equal(ksample(patched, "sd15"), before)
     assert not torch.equal(ksample(both, "sd15"), before)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from comfyui_ipadapter_kit.patching.apply import apply_adapter
-from comfyui_ipadapter_kit.patching.branch import AdapterBranch
+from comfyui_ipadapter_kit.patching.plan import AdapterPlan
+from comfyui_ipadapter_kit.patching.weight_types import LayerRule
 from comfyui_ipadapter_kit.patching.cross_attention import IPAttentionPatch
 from comfyui_ipadapter_kit.patching.encode import image_features, unconditional_features
 from comfyui_ipadapter_kit.patching.layers import cross_attention_layers
@@ -82,8 +83,8 @@ def test_one_cross_attention_layer_matches_diffusers(variant, n_images, adapters
     uncond = uncond.expand_as(cond)
     tokens = {kind: adapter.model.project(f).reshape(1, -1, layer.context_dim)
               for kind, f in (("cond", cond), ("uncond", uncond))}
-    branch = AdapterBranch(adapter, tokens["cond"], tokens["uncond"], weight=0.7)
-    patch = IPAttentionPatch(layer, (branch,))
+    plan = AdapterPlan(adapter, tokens["cond"], tokens["uncond"], {layer.key: LayerRule(0.7)})
+    patch = IPAttentionPatch(layer, (plan,))
 
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(2, 6 * 6, layer.width, generator=gen)
@@ -108,8 +109,9 @@ def test_masked_cross_attention_matches_diffusers(adapters, encoders, models, re
     cond, uncond = features_for("sd15", encoders, reference_images[:1])
     mask = torch.zeros(1, 6, 10)
     mask[:, 1:5, 2:7] = 1.0  # already on the layer grid: diffusers' bicubic and our bilinear are exact
-    branch = AdapterBranch(adapter, adapter.model.project(cond), adapter.model.project(uncond), 1.3, mask=mask)
-    patch = IPAttentionPatch(layer, (branch,))
+    plan = AdapterPlan(adapter, adapter.model.project(cond), adapter.model.project(uncond), {layer.key: LayerRule(1.3)},
+                       mask=mask)
+    patch = IPAttentionPatch(layer, (plan,))
     gen = torch.Generator().manual_seed(6)
     x = torch.randn(2, 60, layer.width, generator=gen)
     text = torch.randn(2, 7, layer.context_dim, generator=gen)

@@ -110,8 +110,8 @@ def test_chained_adapters_share_one_patch_per_layer(sd15_model, sd15_adapter, pl
                                                     reference_images):
     first = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images[:1])
     both = apply_adapter(first, plus_adapter, clip_vit_h, reference_images[1:2])
-    assert all(len(p.branches) == 2 for p in attn2_patches(both).values())
-    assert all(len(p.branches) == 1 for p in attn2_patches(first).values())
+    assert all(len(p.plans) == 2 for p in attn2_patches(both).values())
+    assert all(len(p.plans) == 1 for p in attn2_patches(first).values())
     assert {id(m) for m in both.model_patches_models()} == {id(sd15_adapter.patcher), id(plus_adapter.patcher)}
 
 
@@ -189,9 +189,9 @@ def test_any_guider_sends_image_tokens_only_to_positive_chunks(guider_kind, sd15
 
 def test_several_reference_images_join_one_attention(sd15_model, sd15_adapter, clip_vit_h, reference_images):
     patched = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images)
-    branch = next(iter(attn2_patches(patched).values())).branches[0]
-    assert branch.cond_tokens.shape[:2] == (1, 3 * sd15_adapter.spec.num_tokens)
-    assert branch.uncond_tokens.shape == branch.cond_tokens.shape
+    plan = next(iter(attn2_patches(patched).values())).plans[0]
+    assert plan.cond_tokens.shape[:2] == (1, 3 * sd15_adapter.spec.num_tokens)
+    assert plan.uncond_tokens.shape == plan.cond_tokens.shape
 
 
 @pytest.mark.parametrize("latent_hw", [(8, 8), (6, 10), (7, 5)])
@@ -229,8 +229,8 @@ def test_negative_image_replaces_the_trained_unconditional_tokens(sd15_model, pl
     default = apply_adapter(sd15_model, plus_adapter, clip_vit_h, reference_images[:1])
     negative = apply_adapter(sd15_model, plus_adapter, clip_vit_h, reference_images[:1],
                              image_negative=reference_images[1:2])
-    b_default = next(iter(attn2_patches(default).values())).branches[0]
-    b_negative = next(iter(attn2_patches(negative).values())).branches[0]
+    b_default = next(iter(attn2_patches(default).values())).plans[0]
+    b_negative = next(iter(attn2_patches(negative).values())).plans[0]
     assert torch.equal(b_default.cond_tokens, b_negative.cond_tokens)
     assert not torch.equal(b_default.uncond_tokens, b_negative.uncond_tokens)
 
@@ -239,9 +239,9 @@ def test_unconditional_tokens_are_what_each_variant_was_trained_with(sd15_model,
                                                                      clip_vit_h, reference_images):
     from comfyui_ipadapter_kit.patching.encode import unconditional_features
     plain = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images[:1])
-    branch = next(iter(attn2_patches(plain).values())).branches[0]
+    plan = next(iter(attn2_patches(plain).values())).plans[0]
     expected = sd15_adapter.model.project(torch.zeros(1, 1024))
-    assert torch.allclose(branch.uncond_tokens, expected.reshape(1, -1, expected.shape[-1]))
+    assert torch.allclose(plan.uncond_tokens, expected.reshape(1, -1, expected.shape[-1]))
     # plus: the encoder on pixels that are zero after normalisation, not on a black image
     zero_pixels = clip_vit_h.model(pixel_values=torch.zeros(1, 3, clip_vit_h.image_size, clip_vit_h.image_size),
                                    intermediate_output=-2)[1]
