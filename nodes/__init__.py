@@ -1,15 +1,28 @@
 """ComfyUI nodes of IPAdapter Kit: thin wrappers over `patching`."""
-from .apply import IPAKitApply
+from .apply import IPAKitApply, IPAKitApplyAdvanced, IPAKitApplyBatch
 from .folders import register as register_folders
+from .frame_weights import IPAKitFrameWeights, IPAKitFrameWeightsFromStrategy, IPAKitPromptSchedule
 from .loader import IPAKitAdapterLoader
+from .precise import IPAKitPreciseComposition, IPAKitPreciseStyleTransfer
+from .regions import IPAKitApplyRegions, IPAKitCombineRegions, IPAKitRegion
+from .style_composition import IPAKitStyleComposition
 
 register_folders()
 
-NODE_CLASS_MAPPINGS = {
-    "IPAKitAdapterLoader": IPAKitAdapterLoader,
-    "IPAKitApply": IPAKitApply,
+_NODES = {
+    "IPAKitAdapterLoader": (IPAKitAdapterLoader, "Load IP-Adapter (Kit)"),
+    "IPAKitApply": (IPAKitApply, "Apply IP-Adapter (Kit)"),
+    "IPAKitApplyAdvanced": (IPAKitApplyAdvanced, "Apply IP-Adapter Advanced (Kit)"),
+    "IPAKitApplyBatch": (IPAKitApplyBatch, "Apply IP-Adapter Batch (Kit)"),
+    "IPAKitStyleComposition": (IPAKitStyleComposition, "Style & Composition (Kit)"),
+    "IPAKitPreciseStyleTransfer": (IPAKitPreciseStyleTransfer, "Precise Style Transfer (Kit)"),
+    "IPAKitPreciseComposition": (IPAKitPreciseComposition, "Precise Composition (Kit)"),
+    "IPAKitRegion": (IPAKitRegion, "IP-Adapter Region (Kit)"),
+    "IPAKitCombineRegions": (IPAKitCombineRegions, "Combine Regions (Kit)"),
+    "IPAKitApplyRegions": (IPAKitApplyRegions, "Apply IP-Adapter Regions (Kit)"),
+    "IPAKitFrameWeights": (IPAKitFrameWeights, "Frame Weights (Kit)"),
+    "IPAKitFrameWeightsFromStrategy": (IPAKitFrameWeightsFromStrategy, "Frame Weights From Strategy (Kit)"),
+    "IPAKitPromptSchedule": (IPAKitPromptSchedule, "Prompt Schedule From Frame Weights (Kit)"),
 }
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "IPAKitAdapterLoader": "Load IP-Adapter (Kit)",
-    "IPAKitApply": "Apply IP-Adapter (Kit)",
-}
+NODE_CLASS_MAPPINGS = {node_id: cls for node_id, (cls, _) in _NODES.items()}
+NODE_DISPLAY_NAME_MAPPINGS = {node_id: name for node_id, (_, name) in _NODES.items()}

@@ -1,4 +1,8 @@
 """Input specs shared by the pack's nodes, declared once."""
+from ..ip_models.combine import COMBINE_METHODS
+from ..ip_models.scaling import SCALING_MODES
+from ..patching.frame_schedule import METHODS, TIMINGS
+from ..patching.weight_types import WEIGHT_TYPES
 
 CATEGORY = "ipadapter_kit"
 ADAPTER_TYPE = "IPADAPTER_KIT"
@@ -18,3 +22,80 @@ ATTN_MASK = ("MASK", {"tooltip": "Where in the picture the image prompt acts (wh
                                  "One mask, or one per latent image; any size or aspect ratio."})
 IMAGE_NEGATIVE = ("IMAGE", {"tooltip": "Optional negative reference; by default the adapter's trained "
                                        "'no image' input is used."})
+
+# --- controls ------------------------------------------------------------------------------
+
+REGIONS_TYPE = "IPAKIT_REGIONS"
+STRATEGY_TYPE = "IPAKIT_WEIGHTS_STRATEGY"
+DOC = "docs/controls.md"
+
+WEIGHT_TYPE = (list(WEIGHT_TYPES), {"default": "linear", "tooltip":
+    "How the weight is spread over the UNet's layers: curves from input to output, weaker/stronger "
+    f"input, middle or output blocks, or the style/composition blocks (InstantStyle). Table: {DOC}."})
+COMBINE_EMBEDS = (list(COMBINE_METHODS), {"default": "concat", "tooltip":
+    "Several reference images: 'concat' lets the model attend to all of them; the others merge them "
+    "into one embedding first (sum, first minus the rest, mean, mean of unit-norm embeddings, max, min). "
+    "The negative follows the same rule."})
+EMBEDS_SCALING = (list(SCALING_MODES), {"default": "V only", "tooltip":
+    "Where the weight enters the image attention: the output ('V only', the original), keys and values "
+    "('K+V'), or both with a penalty on narrow layers (width/1280), optionally keeping V's mean."})
+LAYER_WEIGHTS = ("STRING", {"default": "", "multiline": True, "tooltip":
+    "Optional per-layer weights, replacing weight_type: 'index:value, ...' with ComfyUI's layer index "
+    "(0..15 SD1.5, 0..10 SDXL, middle block included; unlisted layers are off), or an InstantStyle dict "
+    "such as {\"down\": {\"block_2\": [0.0, 1.0]}, \"up\": {\"block_0\": [0.0, 1.0, 0.0]}}. "
+    "Values multiply the weight."})
+WEIGHT_STYLE = ("FLOAT", {"default": 1.0, "min": -1.0, "max": 5.0, "step": 0.05,
+                          "tooltip": "Strength of the style image (on the style layers)."})
+WEIGHT_COMPOSITION = ("FLOAT", {"default": 1.0, "min": -1.0, "max": 5.0, "step": 0.05,
+                                "tooltip": "Strength of the composition image (on the composition layers)."})
+EXPAND_STYLE = ("BOOLEAN", {"default": False, "tooltip":
+    "Put the style image on every layer that is not a composition layer ('strong style and composition'), "
+    "not only on the style layers."})
+IMAGE_STYLE = ("IMAGE", {"tooltip": "The image whose style (colours, textures, medium) to take."})
+IMAGE_COMPOSITION = ("IMAGE", {"tooltip": "The image whose composition (layout, shapes, pose) to take."})
+STYLE_BOOST = ("FLOAT", {"default": 1.0, "min": -5.0, "max": 5.0, "step": 0.05, "tooltip":
+    "Weight of the image on the composition layers, given to the negative side only (the positive side "
+    "gets nothing there), so CFG pushes the composition away from the reference while the style is kept."})
+COMPOSITION_BOOST = ("FLOAT", {"default": 0.0, "min": -5.0, "max": 5.0, "step": 0.05, "tooltip":
+    "Weight of the image on the non-composition layers, given to the negative side only (0: those layers "
+    "are off), so CFG pushes the style away from the reference while the composition is kept."})
+BATCH_IMAGE = ("IMAGE", {"tooltip": "One reference image per latent frame, in order; fewer images than "
+                                    "frames repeat the last one."})
+FRAME_WEIGHT = ("FLOAT", {"default": 1.0, "min": -1.0, "max": 5.0, "step": 0.05, "tooltip":
+    "Strength of the image prompt; connect a weights list (Frame Weights node) for one weight per frame "
+    "(the last repeated)."})
+REGION_IMAGE = ("IMAGE", {"tooltip": "The reference image(s) for this region."})
+REGION_MASK = ("MASK", {"tooltip": "Where the region is (white). Any size and aspect ratio; split the picture "
+                                   "in any direction. Without a mask the region is the whole picture."})
+IMAGE_WEIGHT = ("FLOAT", {"default": 1.0, "min": -1.0, "max": 3.0, "step": 0.05,
+                          "tooltip": "Strength of the region's image prompt."})
+PROMPT_WEIGHT = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.05, "tooltip":
+    "Strength of the text conditioning inside the mask (ComfyUI's conditioning mask strength)."})
+POSITIVE = ("CONDITIONING", {"tooltip": "Optional positive text conditioning to restrict to the region's mask."})
+NEGATIVE = ("CONDITIONING", {"tooltip": "Optional negative text conditioning to restrict to the region's mask."})
+REGIONS = (REGIONS_TYPE, {"tooltip": "Regions from 'IP-Adapter Region (Kit)' or 'Combine Regions (Kit)'."})
+WEIGHTS_TEXT = ("STRING", {"default": "1.0, 0.0", "multiline": True, "tooltip":
+    "Weights separated by commas or new lines. With a timing other than 'custom', the first and last "
+    "values are the ramp's start and end."})
+TIMING = (list(TIMINGS), {"default": "linear", "tooltip":
+    "'custom': the values as typed; otherwise a ramp over 'frames' frames (ease_in: slow start, "
+    "ease_out: slow end; random: seeded)."})
+FRAMES = ("INT", {"default": 0, "min": 0, "max": 9999, "step": 1,
+                  "tooltip": "Frames per segment (at least 2 for a ramp)."})
+START_FRAME = ("INT", {"default": 0, "min": 0, "max": 9999, "step": 1,
+                       "tooltip": "Frames that keep the first value before the ramp starts."})
+END_FRAME = ("INT", {"default": 9999, "min": 0, "max": 9999, "step": 1,
+                     "tooltip": "The frame where the ramp reaches the last value (kept until 'frames')."})
+ADD_STARTING = ("INT", {"default": 0, "min": 0, "max": 9999, "step": 1,
+                        "tooltip": "Extra frames at the start, repeating the first weight and image."})
+ADD_ENDING = ("INT", {"default": 0, "min": 0, "max": 9999, "step": 1,
+                      "tooltip": "Extra frames at the end, repeating the last weight and image."})
+METHOD = (list(METHODS), {"default": "full batch", "tooltip":
+    "With several images: 'full batch' gives each image a whole segment; 'shift batches' cross-fades "
+    "image i into i+1 (image_1 with weights, image_2 with weights_invert); 'alternate batches' does the "
+    "same with every other segment reversed."})
+SEED = ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF, "tooltip": "Seed of the 'random' timing."})
+STRATEGY_IMAGE = ("IMAGE", {"tooltip": "Optional reference images the frames are laid out for."})
+STRATEGY = (STRATEGY_TYPE, {"tooltip": "A weights strategy from the 'Frame Weights (Kit)' node."})
+PROMPTS = ("STRING", {"default": "", "multiline": True,
+                      "tooltip": "One prompt per line, one per reference image (the last repeated)."})

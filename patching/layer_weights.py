@@ -103,7 +103,8 @@ def _from_block_dict(spec: dict, layers, input_name: str) -> dict[int, float]:
             block = int(match.group(1)) if match else None
             if block not in blocks:
                 raise LayerWeightsError(
-                    f"{input_name}: {side}.{name} is not a {side} block with attention in this model; "
+                    f"{input_name}: {side}.{name} is not {'a down' if side == 'down' else 'an up'} block with attention in "
+                    f"this model; "
                     f"those are {', '.join(f'block_{b}' for b in blocks) or 'none'}.")
             count = len(attentions[(side, block)])
             values = block_value if isinstance(block_value, list) else [block_value]

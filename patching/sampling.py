@@ -70,6 +70,7 @@ def frame_window(extra_options):
     if ad and ad.get("sub_idxs") is not None:
         return tuple(ad["sub_idxs"]), int(ad["full_length"])
     window = extra_options.get("context_window")
-    if window is not None and getattr(window, "dim", 0) == 0 and getattr(window, "index_list", None):
+    if window is not None and getattr(window, "dim", 0) == 0 and getattr(window, "index_list", None) \
+            and getattr(window, "total_frames", 0):
         return tuple(window.index_list), int(window.total_frames)
     return None

@@ -30,6 +30,13 @@ def sdxl_model():
 
 
 @pytest.fixture(scope="session")
+def sdxl_layout_model():
+    """SDXL's block ids in miniature: the style and composition blocks exist."""
+    from support.tiny_unets import make_comfy_unet
+    return make_comfy_unet("sdxl_layout", seed=4)
+
+
+@pytest.fixture(scope="session")
 def clip_vit_h():
     from support.tiny_clip import make_clip_vision
     return make_clip_vision("vit-h", seed=2)
@@ -55,7 +62,8 @@ def make_adapter(adapter_dir):
 
     def make(model, variant, ext=".safetensors", seed=0, name=None):
         widths = [layer.width for layer in cross_attention_layers(model.model.diffusion_model)]
-        path = adapter_dir / (name or f"ip-adapter_{variant}_{len(widths)}_{seed}{ext}")
+        layout = "-".join(map(str, widths))  # tiny UNets with equal layer counts differ in widths
+        path = adapter_dir / (name or f"ip-adapter_{variant}_{layout}_{seed}{ext}")
         if not path.exists():
             save_adapter(make_adapter_state_dict(variant, widths, seed=seed), path)
         return load_adapter(str(path))

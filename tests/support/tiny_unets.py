@@ -42,7 +42,15 @@ UNET_CONFIGS: dict[str, dict] = {
              "transformer_depth": [0, 1, 2], "transformer_depth_output": [0, 0, 1, 1, 2, 2],
              "transformer_depth_middle": 2, "context_dim": 2048, "num_heads": -1, "num_head_channels": 64,
              "use_linear_in_transformer": True, "adm_in_channels": 2816, "num_classes": "sequential"},
+    # SDXL's block ids in miniature (input 4, 5, 7, 8; output 0..5; middle: 11 layers, t 0..10, like
+    # SDXL), so the style/composition weight types find their blocks. Not used by the oracle.
+    "sdxl_layout": {**_COMMON,
+                    "model_channels": 64, "channel_mult": [1, 1, 2], "num_res_blocks": [2, 2, 2],
+                    "transformer_depth": [0, 0, 1, 1, 1, 1], "transformer_depth_output": [0, 0, 0, 1, 1, 1, 1, 1, 1],
+                    "transformer_depth_middle": 1, "context_dim": 2048, "num_heads": -1, "num_head_channels": 64,
+                    "use_linear_in_transformer": True, "adm_in_channels": 2816, "num_classes": "sequential"},
 }
+BASE_FAMILY = {"sd15": "sd15", "sdxl": "sdxl", "sdxl_layout": "sdxl"}
 
 
 def fill_deterministic(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -69,11 +77,11 @@ def fill_deterministic(module: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
 
 
 def make_comfy_unet(family: str, seed: int = 0):
-    """A ComfyUI ModelPatcher (CPU, fp32) around a tiny UNet of `family` ("sd15" / "sdxl")."""
+    """A ComfyUI ModelPatcher (CPU, fp32) around a tiny UNet of `family` (a key of UNET_CONFIGS)."""
     host.import_comfy()
     import comfy.model_patcher
     import comfy.supported_models
-    cls = {"sd15": comfy.supported_models.SD15, "sdxl": comfy.supported_models.SDXL}[family]
+    cls = {"sd15": comfy.supported_models.SD15, "sdxl": comfy.supported_models.SDXL}[BASE_FAMILY[family]]
     model_config = cls(UNET_CONFIGS[family])
     model_config.set_inference_dtype(torch.float32, None)
     model = model_config.get_model({})
