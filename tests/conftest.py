@@ -74,3 +74,25 @@ def make_adapter(adapter_dir):
 def reference_images():
     gen = torch.Generator().manual_seed(5)
     return torch.rand(3, 64, 64, 3, generator=gen)
+
+
+@pytest.fixture(scope="session")
+def inproc(pack):
+    """The host's executor in-process, with the host's own extra nodes and this pack registered."""
+    import folder_paths
+    from pathlib import Path
+    from support.host_models import write_reference_image
+    from support.inprocess import InProcessHost
+    nodes = host.init_builtin_nodes()
+    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
+        nodes.NODE_CLASS_MAPPINGS.setdefault(name, cls)
+    write_reference_image(Path(folder_paths.get_input_directory()))
+    return InProcessHost()
+
+
+@pytest.fixture(scope="session")
+def sd15_names():
+    """Generated SD1.5 models (and a ControlNet) in the in-process host's models folder."""
+    import folder_paths
+    from support.host_models import prepare_models
+    return prepare_models(folder_paths.models_dir, which=("sd15", "controlnet"))

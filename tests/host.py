@@ -62,6 +62,18 @@ def import_comfy(base_directory: str | None = None):
     return nodes
 
 
+def init_builtin_nodes():
+    """Register the host's own extra nodes (comfy_extras: masks, guiders, ...), as main.py does."""
+    import asyncio
+    import inspect
+    nodes = import_comfy()
+    if "SolidMask" not in nodes.NODE_CLASS_MAPPINGS:
+        result = nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False)
+        if inspect.isawaitable(result):
+            asyncio.run(result)
+    return nodes
+
+
 def load_pack():
     """Import this repository as a ComfyUI custom node package under a fixed module name."""
     if PACK_MODULE in sys.modules:

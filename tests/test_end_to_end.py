@@ -11,9 +11,7 @@ that the adapter changes the result while weight 0 does not.
 """
 from __future__ import annotations
 
-import asyncio
 import json
-import uuid
 
 import numpy as np
 import pytest
@@ -53,56 +51,6 @@ def small_prompt(api: dict, names: dict, prefix: str, sdxl: bool = False, size: 
 
 def read_images(paths) -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB"), dtype=np.float64) for p in paths]
-
-
-# --------------------------------------------------------------------------- in-process host
-class _ServerStub:
-    """What PromptExecutor needs of PromptServer when no client listens."""
-    client_id = None
-    last_node_id = None
-    last_prompt_id = None
-
-    def send_sync(self, *args, **kwargs):
-        pass
-
-
-class InProcessHost:
-    def __init__(self):
-        import execution
-        import folder_paths
-        self.execution, self.folder_paths = execution, folder_paths
-        self.executor = execution.PromptExecutor(_ServerStub(), cache_type=execution.CacheType.CLASSIC,
-                                                 cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
-
-    def run(self, api: dict) -> list:
-        """Validate and execute like main.py's worker; returns the saved image paths."""
-        from pathlib import Path
-        prompt_id = str(uuid.uuid4())
-        valid = asyncio.run(self.execution.validate_prompt(prompt_id, api, None))
-        assert valid[0], f"invalid prompt: {valid[1]} {valid[3]}"
-        self.executor.execute(api, prompt_id, {}, valid[2])
-        assert self.executor.success, self.executor.status_messages[-1]
-        out = Path(self.folder_paths.get_output_directory())
-        return [out / img.get("subfolder", "") / img["filename"]
-                for node in self.executor.history_result["outputs"].values()
-                for img in node.get("images", [])]
-
-
-@pytest.fixture(scope="session")
-def inproc(pack):
-    import folder_paths
-    import nodes
-    from pathlib import Path
-    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
-        nodes.NODE_CLASS_MAPPINGS.setdefault(name, cls)
-    write_reference(Path(folder_paths.get_input_directory()))
-    return InProcessHost()
-
-
-@pytest.fixture(scope="session")
-def sd15_names():
-    import folder_paths
-    return prepare_models(folder_paths.models_dir, which=("sd15",))
 
 
 @pytest.fixture(scope="session")
@@ -190,17 +138,17 @@ def test_sd15_workflow_over_http(object_info):
         served = srv.object_info()
         for cls in ("IPAKitAdapterLoader", "IPAKitApply"):
             assert cls in served, f"{cls} not registered by the server:\n{srv.log_tail()}"
-        for name in ("sd15_image_prompt.json", "sdxl_image_prompt.json"):  # the editor finds every node
-            missing = {n["type"] for n in load_workflow(name)["nodes"]} - set(served) - wf.UI_ONLY_TYPES
-            assert not missing, f"{name}: missing nodes {missing}"
+        shipped = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
         # The editor's template browser lists the editor files only (the API twins live in api/).
         templates = srv.request("/workflow_templates")
-        assert sorted(templates["comfyui-ipadapter-kit"]) == ["sd15_image_prompt", "sdxl_image_prompt"]
+        assert sorted(templates["comfyui-ipadapter-kit"]) == shipped
         assert srv.request("/api/workflow_templates/comfyui-ipadapter-kit/sd15_image_prompt.json") == \
             load_workflow("sd15_image_prompt.json")
-        for kind in ("sd15", "sdxl"):  # the twins agree under the server's own /object_info too
-            ui = load_workflow(f"{kind}_image_prompt.json")
-            assert wf.ui_to_api(ui, served) == wf.strip_meta(load_workflow(f"api/{kind}_image_prompt.json"))
+        for name in shipped:  # every node is there for the editor, and the twins agree under /object_info
+            ui = load_workflow(f"{name}.json")
+            missing = {n["type"] for n in ui["nodes"]} - set(served) - wf.UI_ONLY_TYPES
+            assert not missing, f"{name}: missing nodes {missing}"
+            assert wf.ui_to_api(ui, served) == wf.strip_meta(load_workflow(f"api/{name}.json")), name
         names = prepare_models(srv.models_dir, which=("sd15",))
         write_reference(srv.input_dir)
         api = load_workflow("api/sd15_image_prompt.json")

@@ -167,3 +167,38 @@ def diffusers_unet_eps(diff_unet, adapter_state_dict, sample, timestep, text_con
         timestep = torch.tensor(timestep, dtype=torch.float32)
     return unet(sample.float(), timestep, encoder_hidden_states=text_context.float(),
                 added_cond_kwargs=added, cross_attention_kwargs=xattn).sample
+
+
+def load_adapters_with_scales(diff_unet, adapter_state_dicts: list, scale_config):
+    """A deepcopy of `diff_unet` with several adapters loaded by diffusers, scales set by diffusers'
+    own `set_ip_adapter_scale` (a float, an InstantStyle block dict, or a list of them, one per adapter)."""
+    from types import SimpleNamespace
+
+    from diffusers.loaders.ip_adapter import IPAdapterMixin
+    unet = copy.deepcopy(diff_unet)
+    sds = [{g: {k: v.float() for k, v in sub.items()} for g, sub in sd.items()} for sd in adapter_state_dicts]
+    from diffusers.utils import logging as dlog
+    level = dlog.get_verbosity()
+    dlog.set_verbosity_error()
+    try:
+        with _skip_random_init():
+            unet._load_ip_adapter_weights(sds, low_cpu_mem_usage=False)
+    finally:
+        dlog.set_verbosity(level)
+    IPAdapterMixin.set_ip_adapter_scale(SimpleNamespace(unet=unet), scale_config)
+    return unet.eval()
+
+
+@torch.no_grad()
+def diffusers_unet_eps_multi(diff_unet, adapter_state_dicts: list, sample, timestep, text_context,
+                             image_features: list, scale_config, added_cond_kwargs=None, ip_masks=None):
+    """`diffusers_unet_eps` for several adapters: one features tensor (and optional mask) per adapter."""
+    unet = load_adapters_with_scales(diff_unet, adapter_state_dicts, scale_config)
+    added = dict(added_cond_kwargs or {})
+    added["image_embeds"] = [_image_embeds_arg(sd["image_proj"], f)[0]
+                             for sd, f in zip(adapter_state_dicts, image_features)]
+    xattn = {"ip_adapter_masks": [m.float() for m in ip_masks]} if ip_masks is not None else None
+    if not torch.is_tensor(timestep):
+        timestep = torch.tensor(timestep, dtype=torch.float32)
+    return unet(sample.float(), timestep, encoder_hidden_states=text_context.float(),
+                added_cond_kwargs=added, cross_attention_kwargs=xattn).sample

@@ -5,13 +5,15 @@ the `meta` device, so only shapes and key names are taken from the host), filled
 random values and written in the on-disk layout real releases use, so that the core nodes
 (`CheckpointLoaderSimple`, `CLIPVisionLoader`, ...) detect and load them exactly like real files:
 
-- SD1.5 single-file checkpoint: a one-level UNet (model_channels 320, context 768: the smallest
-  shape `comfy/model_detection.py` still calls SD15, 25.8M parameters), the full-size CLIP-L text
-  encoder and the full-size SD VAE (their sizes are fixed in ComfyUI).
+- SD1.5 single-file checkpoint: a UNet with SD1.5's block layout (input 1, 2, 4, 5, 7, 8, output
+  3..11, middle; so every weight type finds its blocks) at model_channels 320 on all four levels
+  (context 768: what `comfy/model_detection.py` calls SD15, 111M parameters), the full-size CLIP-L
+  text encoder and the full-size SD VAE (their sizes are fixed in ComfyUI).
 - SDXL single-file checkpoint: UNet with channel_mult [1,1,1] and the input transformer depths
   [0,0,2,2,10,10] that detection requires (160M), CLIP-L + CLIP-G (fixed sizes; CLIP-G is the
   bulk of the file) and the VAE.
 - CLIP ViT-H vision encoder (detected from its 32 layers; fixed size).
+- An SD1.5 ControlNet for that UNet, in the `control_model.` single-file layout.
 - IP-Adapter files made by `tests/support/checkpoints.py` for the widths of the UNets above.
 
 Files are written once into `.cache/models/<VERSION>/` and linked into any models folder.
@@ -36,7 +38,7 @@ if _TESTS not in sys.path:  # same module names as tests/conftest.py uses: `host
 
 from host import REPO, import_comfy  # noqa: E402
 
-VERSION = "v1"
+VERSION = "v2"
 CACHE = REPO / ".cache" / "models"
 log = logging.getLogger("ipakit.host_models")
 
@@ -46,11 +48,13 @@ VIT_H = "ipakit-random-vit-h.safetensors"
 SD15_ADAPTER = "ip-adapter_sd15.safetensors"
 SD15_PLUS_ADAPTER = "ip-adapter-plus_sd15.bin"
 SDXL_ADAPTER = "ip-adapter_sdxl_vit-h.safetensors"
+SD15_CONTROLNET = "ipakit-random-controlnet-sd15.safetensors"
 
 # UNet configs in ComfyUI's own terms (what `detect_unet_config` reads back from the weights).
-SD15_UNET = dict(model_channels=320, context_dim=768, adm_in_channels=None, num_res_blocks=[1],
-                 channel_mult=[1], transformer_depth=[1], transformer_depth_output=[1, 1],
-                 transformer_depth_middle=1, use_linear_in_transformer=False)
+SD15_UNET = dict(model_channels=320, context_dim=768, adm_in_channels=None, num_res_blocks=[2, 2, 2, 2],
+                 channel_mult=[1, 1, 1, 1], transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
+                 transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], transformer_depth_middle=1,
+                 use_linear_in_transformer=False)
 SDXL_UNET = dict(model_channels=320, context_dim=2048, adm_in_channels=2816, num_classes="sequential",
                  num_res_blocks=[2, 2, 2], channel_mult=[1, 1, 1], transformer_depth=[0, 0, 2, 2, 10, 10],
                  transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1], transformer_depth_middle=1,
@@ -150,6 +154,18 @@ def _sdxl_checkpoint(seed=0):
     return _checkpoint(SDXL_UNET, sm.SDXL, comfy.sdxl_clip.SDXLClipModel, "", seed)
 
 
+def _sd15_controlnet(seed=0):
+    import comfy.cldm.cldm
+    import comfy.ops
+    import comfy.supported_models as sm
+    _, mc = _unet(SD15_UNET, sm.SD15)
+    config = dict(mc.unet_config, hint_channels=3)
+    config.pop("out_channels")
+    with torch.device("meta"):
+        net = comfy.cldm.cldm.ControlNet(**config, operations=comfy.ops.disable_weight_init, device="meta")
+    return random_state_dict(net, "control_model.", seed)
+
+
 def _vit_h(seed=0):
     import json
 
@@ -180,14 +196,16 @@ def _widths_file(name: str) -> Path:
 def _build(kind: str) -> Path:
     """Generate one base model into the cache (unless present); returns its path."""
     rel = {"sd15": f"checkpoints/{SD15_CKPT}", "sdxl": f"checkpoints/{SDXL_CKPT}",
-           "vit_h": f"clip_vision/{VIT_H}"}[kind]
+           "vit_h": f"clip_vision/{VIT_H}", "controlnet": f"controlnet/{SD15_CONTROLNET}"}[kind]
     path = CACHE / VERSION / rel
-    if path.exists() and (kind == "vit_h" or _widths_file(kind).exists()):
+    if path.exists() and (kind in ("vit_h", "controlnet") or _widths_file(kind).exists()):
         return path
     import_comfy()
     t0 = time.time()
     if kind == "vit_h":
         sd = _vit_h()
+    elif kind == "controlnet":
+        sd = _sd15_controlnet()
     else:
         sd, widths = (_sd15_checkpoint if kind == "sd15" else _sdxl_checkpoint)()
         _widths_file(kind).parent.mkdir(parents=True, exist_ok=True)
@@ -246,11 +264,11 @@ def write_reference_image(input_dir, name: str = REFERENCE_IMAGE) -> Path:
 
 
 def prepare_models(models_dir, which=("sd15",), adapters: bool = True) -> dict[str, str]:
-    """Make the random models for `which` (subset of "sd15", "sdxl") appear in `models_dir`.
+    """Make the random models for `which` (subset of "sd15", "sdxl", "controlnet") appear in `models_dir`.
 
     Returns the names the loader nodes take: `checkpoint` / `sdxl_checkpoint`, `clip_vision`,
-    `ipadapter`, `ipadapter_plus`, `sdxl_ipadapter`. `adapters=False` skips the IP-Adapter files
-    (for runs that only need the host's own nodes).
+    `ipadapter`, `ipadapter_plus`, `sdxl_ipadapter`, `controlnet`. `adapters=False` skips the
+    IP-Adapter files (for runs that only need the host's own nodes).
     """
     models = Path(models_dir)
     names: dict[str, str] = {}
@@ -263,6 +281,9 @@ def prepare_models(models_dir, which=("sd15",), adapters: bool = True) -> dict[s
             _link(_adapter("sd15", "sd15", SD15_ADAPTER), models / "ipadapter" / SD15_ADAPTER)
             _link(_adapter("sd15", "sd15_plus", SD15_PLUS_ADAPTER), models / "ipadapter" / SD15_PLUS_ADAPTER)
             names.update(ipadapter=SD15_ADAPTER, ipadapter_plus=SD15_PLUS_ADAPTER)
+    if "controlnet" in which:
+        _link(_build("controlnet"), models / "controlnet" / SD15_CONTROLNET)
+        names["controlnet"] = SD15_CONTROLNET
     if "sdxl" in which:
         _link(_build("sdxl"), models / "checkpoints" / SDXL_CKPT)
         names["sdxl_checkpoint"] = SDXL_CKPT

@@ -17,9 +17,12 @@ UI_ONLY_TYPES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 
 def object_info_from_mappings(node_class_mappings, names) -> dict:
     """The `/object_info` subset ui_to_api needs, built in-process from node classes."""
-    return {n: {"input": node_class_mappings[n].INPUT_TYPES(),
-                "input_order": {k: list(v) for k, v in node_class_mappings[n].INPUT_TYPES().items()}}
-            for n in names}
+    def info(cls):
+        spec = cls.INPUT_TYPES()
+        return {"input": spec, "input_order": {k: list(v) for k, v in spec.items()},
+                "output": list(cls.RETURN_TYPES),
+                "output_name": list(getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES)}
+    return {n: info(node_class_mappings[n]) for n in names}
 
 
 def _is_widget(spec) -> bool:
