@@ -2,7 +2,9 @@
 
 A real-architecture SD1.5 UNet (860M parameters, random weights) samples a 256x256 image (32x32
 latent) with CFG on the CPU; the same run times the unpatched model and the model patched with a
-standard and a plus adapter (and with weight 0, and with a start/end window).
+standard and a plus adapter, with weight 0, with a start/end window, with the "style transfer"
+weight type, and with three stacked adapters each under its own mask. The attention calls of the
+first step (sigma max, before the window) are counted per model.
 
 Each round samples two steps with every model, in a rotating order, and times the second step
 between two sampler callbacks (model loading and the first step, which fills the K/V caches, are
@@ -50,6 +52,7 @@ def build_unet():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--only", nargs="*", help="time only these models (and 'unpatched'), e.g. --only plus")
     args = parser.parse_args()
 
     host.import_comfy()
@@ -66,14 +69,25 @@ def main():
     clip = make_clip_vision("vit-h", seed=0)
     image = torch.rand(1, 224, 224, 3, generator=torch.Generator().manual_seed(0))
     folder = Path(tempfile.mkdtemp(prefix="ipakit-bench-"))
-    models = {"unpatched": unet}
-    for label, variant in (("standard", "sd15"), ("plus", "sd15_plus")):
-        path = save_adapter(make_adapter_state_dict(variant, widths), folder / f"{variant}.safetensors")
-        models[label] = apply_adapter(unet, load_adapter(str(path)), clip, image, weight=1.0)
-        if label == "standard":
-            models["weight 0"] = apply_adapter(unet, load_adapter(str(path)), clip, image, weight=0.0)
-            models["window 0.3-0.7"] = apply_adapter(unet, load_adapter(str(path)), clip, image,
-                                                     start_at=0.3, end_at=0.7)
+    adapters = {variant: load_adapter(str(save_adapter(make_adapter_state_dict(variant, widths, seed=i),
+                                                       folder / f"{variant}.safetensors")))
+                for i, variant in enumerate(("sd15", "sd15_plus"))}
+    standard, plus = adapters["sd15"], adapters["sd15_plus"]
+    models = {"unpatched": unet,
+              "standard": apply_adapter(unet, standard, clip, image),
+              "plus": apply_adapter(unet, plus, clip, image),
+              "weight 0": apply_adapter(unet, standard, clip, image, weight=0.0),
+              "window 0.3-0.7": apply_adapter(unet, standard, clip, image, start_at=0.3, end_at=0.7),
+              "style transfer": apply_adapter(unet, plus, clip, image, weight_type="style transfer")}
+    stacked = unet  # three adapters, each with its own mask (left, right, centre)
+    for i, (adapter, box) in enumerate(((standard, (slice(None), slice(0, 16))), (plus, (slice(None), slice(16, 32))),
+                                        (standard, (slice(8, 24), slice(8, 24))))):
+        mask = torch.zeros(1, 32, 32)
+        mask[(0, *box)] = 1.0
+        stacked = apply_adapter(stacked, adapter, clip, image.flip(1) if i else image, weight=0.7, attn_mask=mask)
+    models["3 stacked, masked"] = stacked
+    if args.only:
+        models = {k: v for k, v in models.items() if k == "unpatched" or k in args.only}
 
     print(f"SD1.5 UNet ({sum(p.numel() for p in unet.model.diffusion_model.parameters()) / 1e6:.0f}M params), "
           f"256x256, CFG batch 2, {args.rounds} rounds, torch threads {torch.get_num_threads()}")
@@ -90,6 +104,36 @@ def main():
             ksample(model, "sd15", steps=1, size=32)
         return counter.get_total_flops()
 
+    def attention_calls(model, **apply_kw):
+        """Attention calls in the first step (sigma max: before a 0.3-0.7 window)."""
+        import comfy.ldm.modules.attention as attention
+        original, calls = attention.optimized_attention, []
+        attention.optimized_attention = lambda *a, **k: calls.append(1) or original(*a, **k)
+        try:
+            ksample(model, "sd15", steps=1, size=32)
+        finally:
+            attention.optimized_attention = original
+        return len(calls)
+
+    def image_attention_seconds(model):
+        """Seconds per step spent in the adapters' image attention (the text part excluded)."""
+        from comfyui_ipadapter_kit.patching import cross_attention
+        original, spent = cross_attention._attention, []
+
+        def timed(q, k, v, extra_options, *preferred):
+            if preferred:  # the text part (it passes the layer's own method, usually None)
+                return original(q, k, v, extra_options, *preferred)
+            start = time.perf_counter()
+            out = original(q, k, v, extra_options)
+            spent.append(time.perf_counter() - start)
+            return out
+        cross_attention._attention = timed
+        try:
+            ksample(model, "sd15", steps=1, size=32)
+        finally:
+            cross_attention._attention = original
+        return sum(spent)
+
     labels = list(models)
     wall = {label: [] for label in labels}
     cpu = {label: [] for label in labels}
@@ -104,9 +148,13 @@ def main():
     def ratio(samples, label):
         r = sorted(t / b for t, b in zip(samples[label], samples["unpatched"]))
         return f"{statistics.median(r):.3f} ({r[0]:.2f}-{r[-1]:.2f})"
+    calls = {label: attention_calls(model) for label, model in models.items()}
+    image_seconds = {label: statistics.median(image_attention_seconds(model) for _ in range(3))
+                     for label, model in models.items()}
     for label in labels:
-        print(f"{label:>16}: {statistics.median(wall[label]):.3f} s/step  wall ratio {ratio(wall, label)}  "
-              f"CPU ratio {ratio(cpu, label)}  FLOP ratio {flops[label] / flops['unpatched']:.4f}")
+        print(f"{label:>18}: {statistics.median(wall[label]):.3f} s/step  wall ratio {ratio(wall, label)}  "
+              f"CPU ratio {ratio(cpu, label)}  FLOP ratio {flops[label] / flops['unpatched']:.4f}  "
+              f"attention calls (step 1) {calls[label]}  image attention {1000 * image_seconds[label]:.1f} ms/step")
 
 if __name__ == "__main__":
     main()

@@ -1,18 +1,10 @@
 """Per-frame weights for animations, and a prompt schedule that follows them."""
+from dataclasses import replace
+
 import torch
 
 from ..patching.frame_schedule import WeightsStrategy, prompt_schedule, schedule
 from . import inputs
-
-_OUTPUTS = ("FLOAT", "FLOAT", "INT", "IMAGE", "IMAGE", inputs.STRATEGY_TYPE)
-_NAMES = ("weights", "weights_invert", "total_frames", "image_1", "image_2", "weights_strategy")
-_TIPS = ("One weight per frame, for the weight input of 'Apply IP-Adapter Batch (Kit)'.",
-         "The same list reversed, for a second adapter that cross-fades with the first.",
-         "How many frames the weights cover.",
-         "Per frame, the reference image that goes with 'weights' (None without images).",
-         "Per frame, the reference image that goes with 'weights_invert' (None without images).",
-         "These settings, for 'Frame Weights From Strategy (Kit)' and 'Prompt Schedule (Kit)'.")
-
 
 def _outputs(strategy: WeightsStrategy, image):
     plan = schedule(strategy, 0 if image is None else image.shape[0])
@@ -20,14 +12,22 @@ def _outputs(strategy: WeightsStrategy, image):
     return (plan.weights, plan.weights_invert, plan.total_frames, pick(plan.image_1), pick(plan.image_2), strategy)
 
 
-class IPAKitFrameWeights:
+class _FrameWeightsOutputs:
+    CATEGORY = inputs.CATEGORY
+    RETURN_TYPES = ("FLOAT", "FLOAT", "INT", "IMAGE", "IMAGE", inputs.STRATEGY_TYPE)
+    RETURN_NAMES = ("weights", "weights_invert", "total_frames", "image_1", "image_2", "weights_strategy")
+    OUTPUT_TOOLTIPS = ("One weight per frame, for the weight input of 'Apply IP-Adapter Batch (Kit)'.",
+                       "The same list reversed, for a second adapter that cross-fades with the first.",
+                       "How many frames the weights cover.",
+                       "Per frame, the reference image that goes with 'weights' (None without images).",
+                       "Per frame, the reference image that goes with 'weights_invert' (None without images).",
+                       "These settings, for 'Frame Weights From Strategy (Kit)' and 'Prompt Schedule (Kit)'.")
+    FUNCTION = "weights"
+
+
+class IPAKitFrameWeights(_FrameWeightsOutputs):
     DESCRIPTION = ("Weights over animation frames: typed values, or a ramp with a timing curve; with several "
                    "reference images, how they follow or cross-fade (full, shift or alternate batches).")
-    CATEGORY = inputs.CATEGORY
-    RETURN_TYPES = _OUTPUTS
-    RETURN_NAMES = _NAMES
-    OUTPUT_TOOLTIPS = _TIPS
-    FUNCTION = "weights"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -44,13 +44,8 @@ class IPAKitFrameWeights:
         return _outputs(strategy, image)
 
 
-class IPAKitFrameWeightsFromStrategy:
+class IPAKitFrameWeightsFromStrategy(_FrameWeightsOutputs):
     DESCRIPTION = "The weights and images of a saved strategy again, optionally for other reference images."
-    CATEGORY = inputs.CATEGORY
-    RETURN_TYPES = _OUTPUTS
-    RETURN_NAMES = _NAMES
-    OUTPUT_TOOLTIPS = _TIPS
-    FUNCTION = "weights"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -58,7 +53,6 @@ class IPAKitFrameWeightsFromStrategy:
 
     def weights(self, weights_strategy, image=None):
         if image is not None:
-            from dataclasses import replace
             weights_strategy = replace(weights_strategy, frame_count=image.shape[0])
         return _outputs(weights_strategy, image)
 

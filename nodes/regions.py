@@ -1,7 +1,7 @@
 """Regional image prompts: bundle (image, mask, weights, window) per region, combine, apply at once."""
 from ..patching.compose import Region, apply_regions, mask_conditioning
 from . import inputs
-from .apply import COMMON
+from .apply import COMMON, IPAKitApply
 
 
 class IPAKitRegion:
@@ -47,13 +47,9 @@ class IPAKitCombineRegions:
         return (tuple(regions_1) + tuple(regions_2) + tuple(r for k in sorted(more) for r in (more[k] or ())),)
 
 
-class IPAKitApplyRegions:
+class IPAKitApplyRegions(IPAKitApply):
     DESCRIPTION = ("Applies every region at once: each region's image acts inside its own mask, with its own "
                    "weight, weight type and window, all in one patch per layer.")
-    CATEGORY = inputs.CATEGORY
-    RETURN_TYPES = ("MODEL",)
-    OUTPUT_TOOLTIPS = ("A patched copy of the model.",)
-    FUNCTION = "apply"
 
     @classmethod
     def INPUT_TYPES(cls):

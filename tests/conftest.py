@@ -37,6 +37,19 @@ def sdxl_layout_model():
 
 
 @pytest.fixture(scope="session")
+def models(sd15_model, sdxl_model):
+    """The oracle's two tiny UNets by family."""
+    return {"sd15": sd15_model, "sdxl": sdxl_model}
+
+
+@pytest.fixture(scope="session")
+def diffusers_unets(models):
+    """diffusers twins of the oracle's tiny UNets, with the same weights."""
+    from support.tiny_unets import make_diffusers_unet
+    return {family: make_diffusers_unet(model, family) for family, model in models.items()}
+
+
+@pytest.fixture(scope="session")
 def clip_vit_h():
     from support.tiny_clip import make_clip_vision
     return make_clip_vision("vit-h", seed=2)

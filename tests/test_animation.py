@@ -7,6 +7,7 @@ from comfyui_ipadapter_kit.nodes import NODE_CLASS_MAPPINGS as NODES
 from comfyui_ipadapter_kit.patching.apply import apply_adapter
 from comfyui_ipadapter_kit.patching.plan import BatchMismatchError
 from sampling import ksample
+from support.patches import first_plan
 
 CPU = torch.device("cpu")
 
@@ -22,9 +23,6 @@ def frames(clip_vit_h):
     return torch.rand(4, 32, 32, 3, generator=gen)
 
 
-def the_plan(model):
-    return next(iter(model.model_options["transformer_options"]["patches_replace"]["attn2"].values())).plans[0]
-
 
 def first_layer(plan):
     key = min(plan.layers)
@@ -35,7 +33,7 @@ def test_each_frame_gets_its_reference_and_weight_and_the_last_is_repeated(sd15_
                                                                            frames):
     patched = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, frames[:2], weight=[1.0, 0.5, 0.25],
                             unfold_batch=True)
-    plan = the_plan(patched)
+    plan = first_plan(patched)
     assert plan.cond_tokens.shape == (2, 4, 768)  # one row of tokens per reference image
     key, rule = first_layer(plan)
     k, _, factor = plan.layer_inputs(key, rule, (True, False), 4, None, CPU, torch.float32)
@@ -96,7 +94,7 @@ def run_windows(model, full_length, window=4, kind="ad_params"):
 def test_context_windows_index_frames_and_weights_by_the_window(kind, sd15_model, sd15_adapter, clip_vit_h, frames):
     weights = [i / 10 for i in range(12)]
     patched = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, frames, weight=weights, unfold_batch=True)
-    plan = the_plan(patched)
+    plan = first_plan(patched)
     key, rule = first_layer(plan)
     window = ((2, 3, 4, 5), 12)
     k, _, factor = plan.layer_inputs(key, rule, (True, False), 4, window, CPU, torch.float32)
@@ -113,7 +111,7 @@ def test_memory_follows_the_window_not_the_frame_count(sd15_model, sd15_adapter,
         patched = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, refs, unfold_batch=True,
                                 attn_mask=torch.ones(full_length, 8, 8), weight=[1.0] * full_length)
         run_windows(patched, full_length)
-        footprints[full_length] = cached_elements(the_plan(patched))
+        footprints[full_length] = cached_elements(first_plan(patched))
     assert footprints[8] == footprints[32] > 0
 
 
@@ -121,6 +119,6 @@ def test_the_batch_node_unfolds_and_takes_a_weights_list(sd15_model, sd15_adapte
     weights, *_ = NODES["IPAKitFrameWeights"]().weights("1.0, 0.0", "linear", 4, 0, 9999, 0, 0, "full batch", 0)
     (patched,) = NODES["IPAKitApplyBatch"]().apply(sd15_model, sd15_adapter, clip_vit_h, frames, weights, "linear",
                                                    0.0, 1.0, "V only")
-    plan = the_plan(patched)
+    plan = first_plan(patched)
     assert plan.cond_tokens.shape[0] == 4
     assert plan.frame_weights.tolist() == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])

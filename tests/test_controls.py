@@ -13,6 +13,7 @@ from comfyui_ipadapter_kit.patching.apply import apply_adapter, encode
 from comfyui_ipadapter_kit.patching.cross_attention import IPAttentionPatch
 from comfyui_ipadapter_kit.patching.plan import AdapterPlan
 from sampling import conditioning, guided_sample, ksample
+from support.patches import attn2_patches, count_attention_calls, first_plan
 
 
 @pytest.fixture(scope="module")
@@ -25,23 +26,7 @@ def sd15_adapter(sd15_model, make_adapter):
     return make_adapter(sd15_model, "sd15")
 
 
-def attn2_patches(model):
-    return model.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
 
-
-def the_plan(model):
-    return next(iter(attn2_patches(model).values())).plans[0]
-
-
-def count_attention_calls(monkeypatch):
-    calls = []
-    original = host_attention.optimized_attention
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-    monkeypatch.setattr(host_attention, "optimized_attention", counting)
-    return calls
 
 
 def capture_layer_inputs(monkeypatch):
@@ -93,7 +78,7 @@ def test_precise_swaps_follow_the_positive_chunk_under_any_guider(guider_kind, s
                                                                   clip_vit_h, reference_images, monkeypatch):
     patched = apply_adapter(sdxl_layout_model, xl_adapter, clip_vit_h, reference_images[:1],
                             weight_type="style transfer precise", style_boost=0.7)
-    plan = the_plan(patched)
+    plan = first_plan(patched)
     swapped = {k for k, r in plan.layers.items() if r.swap}
     assert swapped and swapped != set(plan.layers)
     seen = capture_layer_inputs(monkeypatch)
@@ -122,7 +107,7 @@ def test_precise_swaps_follow_the_positive_chunk_under_any_guider(guider_kind, s
 
 
 def test_the_swapped_side_gets_the_image_tokens(sdxl_layout_model, xl_adapter, clip_vit_h, reference_images):
-    precise = the_plan(apply_adapter(sdxl_layout_model, xl_adapter, clip_vit_h, reference_images[:1],
+    precise = first_plan(apply_adapter(sdxl_layout_model, xl_adapter, clip_vit_h, reference_images[:1],
                                      weight_type="composition precise", composition_boost=1.0))
     key = next(k for k, r in precise.layers.items() if r.swap)
     k, v, _ = precise.layer_inputs(key, precise.layers[key], (False, True), 1, None, torch.device("cpu"), torch.float32)
@@ -155,7 +140,7 @@ def test_norm_average_normalises_hidden_state_embeddings_one_by_one():
 def test_combined_images_and_their_negatives_follow_the_same_rule(method, sd15_model, sd15_adapter, clip_vit_h,
                                                                   reference_images):
     negatives = reference_images.flip(1)
-    plan = the_plan(apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images, combine_embeds=method,
+    plan = first_plan(apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images, combine_embeds=method,
                                   image_negative=negatives))
     cond, uncond = encode(sd15_adapter, clip_vit_h, reference_images, negatives, "concat")
     assert plan.cond_tokens.shape == plan.uncond_tokens.shape == (1, 4, 768)  # one image's tokens
@@ -182,8 +167,8 @@ def test_each_scaling_mode_matches_its_formula():
 
 
 @pytest.mark.parametrize("mode", ["K+V", "K+V w/ C penalty", "K+mean(V) w/ C penalty"])
-def test_k_modes_scale_the_image_kv_in_the_plan(mode, sd15_model, sd15_adapter, clip_vit_h, reference_images):
-    plan = the_plan(apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images[:1], weight=0.6,
+def test_k_modes_scale_the_image_kv_in_first_plan(mode, sd15_model, sd15_adapter, clip_vit_h, reference_images):
+    plan = first_plan(apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images[:1], weight=0.6,
                                   embeds_scaling=mode))
     key = sd15_adapter.spec.layer_keys[0]
     k, v, factor = plan.layer_inputs(key, plan.layers[key], (True,), 1, None, torch.device("cpu"), torch.float32)
@@ -193,7 +178,7 @@ def test_k_modes_scale_the_image_kv_in_the_plan(mode, sd15_model, sd15_adapter, 
 
 
 def test_a_negative_weight_flips_the_keys_in_k_modes(sd15_model, sd15_adapter, clip_vit_h, reference_images):
-    plan = the_plan(apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images[:1], weight=-1.0,
+    plan = first_plan(apply_adapter(sd15_model, sd15_adapter, clip_vit_h, reference_images[:1], weight=-1.0,
                                   embeds_scaling="K+V"))
     key = sd15_adapter.spec.layer_keys[0]
     k, _, _ = plan.layer_inputs(key, plan.layers[key], (True,), 1, None, torch.device("cpu"), torch.float32)

@@ -22,6 +22,7 @@ from comfyui_ipadapter_kit.patching import adapter_handle
 from comfyui_ipadapter_kit.patching.apply import apply_adapter
 from comfyui_ipadapter_kit.patching.encode import EncoderMismatchError
 from sampling import ksample
+from support.patches import attn2_patches, first_plan
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +30,6 @@ def sd15_adapter(sd15_model, make_adapter):
     return make_adapter(sd15_model, "sd15")
 
 
-def attn2_patches(model):
-    return model.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
-
-
-def first_plan(model):
-    return next(iter(attn2_patches(model).values())).plans[0]
 
 
 def test_the_tested_host_is_the_one_asked_for():

@@ -13,25 +13,15 @@ from comfyui_ipadapter_kit.patching.adapter_handle import load_adapter
 from support.checkpoints import VARIANT_INFO, VARIANTS, make_adapter_state_dict, save_adapter
 from support.diffusers_oracle import (diffusers_image_tokens, diffusers_ip_cross_attention, diffusers_unet_eps,
                                       make_cross_attention_pair)
-from support.tiny_unets import cross_attention_layer_widths, make_diffusers_unet, unet_inputs
+from support.tiny_unets import cross_attention_layer_widths, unet_inputs
+from support.patches import relative_error
 
-
-def relative_error(ours, reference):
-    return ((ours - reference).abs().max() / reference.abs().max()).item()
 
 
 def tolerance(variant):
     return 1e-4 if VARIANT_INFO[variant]["projection"] == "resampler" else 1e-5
 
 
-@pytest.fixture(scope="module")
-def models(sd15_model, sdxl_model):
-    return {"sd15": sd15_model, "sdxl": sdxl_model}
-
-
-@pytest.fixture(scope="module")
-def diffusers_unets(models):
-    return {family: make_diffusers_unet(model, family) for family, model in models.items()}
 
 
 @pytest.fixture(scope="module")

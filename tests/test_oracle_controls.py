@@ -9,7 +9,8 @@ from comfyui_ipadapter_kit.patching.apply import apply_adapter
 from comfyui_ipadapter_kit.patching.encode import image_features, unconditional_features
 from support.checkpoints import make_adapter_state_dict, save_adapter
 from support.diffusers_oracle import diffusers_unet_eps_multi
-from support.tiny_unets import cross_attention_layer_widths, make_diffusers_unet, unet_inputs
+from support.tiny_unets import cross_attention_layer_widths, unet_inputs
+from support.patches import relative_error
 
 TOLERANCE = 1e-4
 BLOCK_DICTS = {  # diffusers' block names of the tiny UNets (tests/support/tiny_unets.py)
@@ -18,18 +19,7 @@ BLOCK_DICTS = {  # diffusers' block names of the tiny UNets (tests/support/tiny_
 }
 
 
-def relative_error(ours, reference):
-    return ((ours - reference).abs().max() / reference.abs().max()).item()
 
-
-@pytest.fixture(scope="module")
-def models(sd15_model, sdxl_model):
-    return {"sd15": sd15_model, "sdxl": sdxl_model}
-
-
-@pytest.fixture(scope="module")
-def diffusers_unets(models):
-    return {family: make_diffusers_unet(model, family) for family, model in models.items()}
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import copy
 import pytest
 import torch
 
-import comfy.ldm.modules.attention as host_attention
 import comfy.model_management
 import comfy.samplers
 from comfy_extras.nodes_custom_sampler import Guider_DualCFG
@@ -15,6 +14,7 @@ from comfyui_ipadapter_kit.patching.apply import apply_adapter
 from comfyui_ipadapter_kit.patching.cross_attention import IPAttentionPatch
 from comfyui_ipadapter_kit.ip_models.adapter import IPAdapterModel
 from sampling import conditioning, guided_sample, ksample
+from support.patches import attn2_patches, count_attention_calls
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +27,6 @@ def plus_adapter(sd15_model, make_adapter):
     return make_adapter(sd15_model, "sd15_plus", ext=".bin")
 
 
-def attn2_patches(model):
-    return model.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
-
-
-def count_attention_calls(monkeypatch):
-    calls = []
-    original = host_attention.optimized_attention
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-    monkeypatch.setattr(host_attention, "optimized_attention", counting)
-    return calls
 
 
 def test_every_cross_attention_layer_is_patched_including_the_middle_block(sd15_model, sd15_adapter, clip_vit_h,
