@@ -1,7 +1,7 @@
 """What an IP-Adapter checkpoint is, read off its weights alone.
 
-File names are used only to pick between variants whose weights are identical (sd15 vs light,
-plus vs plus-face); renaming a file never changes the maths.
+File names are used only to label variants whose weights are identical (sd15 vs light, plus vs
+plus-face vs composition); renaming a file never changes the maths.
 """
 from __future__ import annotations
 
@@ -76,9 +76,12 @@ def detect_spec(weights: AdapterWeights, file_hint: str = "") -> AdapterSpec:
 
     if "latents" in proj:
         cfg = _resampler_config(proj)
-        face = "face" in hint
-        suffix = "plus-face" if face else "plus"
-        variant = f"sd15_{suffix}" if family == "sd15" else f"sdxl_{suffix}_vit-h"
+        # plus, plus-face and composition adapters share one layout: the name is only a label
+        suffix = "plus-face" if "face" in hint else "plus-composition" if "composition" in hint else "plus"
+        if family == "sdxl" and cfg.embedding_dim == 1024 and cfg.dim == 2048:
+            variant = "kolors_plus"  # Kolors: CLIP ViT-L/14-336 hidden states, resampler at 2048
+        else:
+            variant = f"sd15_{suffix}" if family == "sd15" else f"sdxl_{suffix}_vit-h"
         return AdapterSpec(variant, projection="resampler", num_tokens=cfg.num_queries,
                            clip_input="penultimate", clip_width=cfg.embedding_dim, resampler=cfg, **common)
     if "proj.3.weight" in proj:

@@ -1,19 +1,34 @@
 """ComfyUI nodes of IPAdapter Kit: thin wrappers over `patching`."""
 from .apply import IPAKitApply, IPAKitApplyAdvanced, IPAKitApplyBatch
+from .embeds import (IPAKitApplyEmbeds, IPAKitCombineEmbeds, IPAKitEncoder, IPAKitLoadEmbeds, IPAKitNoise,
+                     IPAKitSaveEmbeds)
+from .encoders import IPAKitClipVisionLoader, IPAKitPrepImage, IPAKitUnifiedLoader
 from .folders import register as register_folders
 from .frame_weights import IPAKitFrameWeights, IPAKitFrameWeightsFromStrategy, IPAKitPromptSchedule
 from .loader import IPAKitAdapterLoader
 from .precise import IPAKitPreciseComposition, IPAKitPreciseStyleTransfer
 from .regions import IPAKitApplyRegions, IPAKitCombineRegions, IPAKitRegion
 from .style_composition import IPAKitStyleComposition
+from .tiled import IPAKitApplyEnhanced, IPAKitApplyTiled
 
 register_folders()
 
 _NODES = {
     "IPAKitAdapterLoader": (IPAKitAdapterLoader, "Load IP-Adapter (Kit)"),
+    "IPAKitUnifiedLoader": (IPAKitUnifiedLoader, "IP-Adapter Unified Loader (Kit)"),
+    "IPAKitClipVisionLoader": (IPAKitClipVisionLoader, "Load CLIP Vision, any layout (Kit)"),
+    "IPAKitPrepImage": (IPAKitPrepImage, "Prep Image For CLIP Vision (Kit)"),
     "IPAKitApply": (IPAKitApply, "Apply IP-Adapter (Kit)"),
     "IPAKitApplyAdvanced": (IPAKitApplyAdvanced, "Apply IP-Adapter Advanced (Kit)"),
     "IPAKitApplyBatch": (IPAKitApplyBatch, "Apply IP-Adapter Batch (Kit)"),
+    "IPAKitApplyTiled": (IPAKitApplyTiled, "Apply IP-Adapter Tiled (Kit)"),
+    "IPAKitApplyEnhanced": (IPAKitApplyEnhanced, "Apply IP-Adapter Enhanced (Kit)"),
+    "IPAKitEncoder": (IPAKitEncoder, "Encode IP-Adapter Embeds (Kit)"),
+    "IPAKitApplyEmbeds": (IPAKitApplyEmbeds, "Apply IP-Adapter Embeds (Kit)"),
+    "IPAKitCombineEmbeds": (IPAKitCombineEmbeds, "Combine Embeds (Kit)"),
+    "IPAKitSaveEmbeds": (IPAKitSaveEmbeds, "Save Embeds (Kit)"),
+    "IPAKitLoadEmbeds": (IPAKitLoadEmbeds, "Load Embeds (Kit)"),
+    "IPAKitNoise": (IPAKitNoise, "IP-Adapter Noise (Kit)"),
     "IPAKitStyleComposition": (IPAKitStyleComposition, "Style & Composition (Kit)"),
     "IPAKitPreciseStyleTransfer": (IPAKitPreciseStyleTransfer, "Precise Style Transfer (Kit)"),
     "IPAKitPreciseComposition": (IPAKitPreciseComposition, "Precise Composition (Kit)"),

@@ -57,10 +57,10 @@ class IPAKitApplyBatch(IPAKitApply):
         return {"required": {**COMMON, "image": inputs.BATCH_IMAGE, "weight": inputs.FRAME_WEIGHT,
                              "weight_type": inputs.WEIGHT_TYPE, "start_at": inputs.START_AT,
                              "end_at": inputs.END_AT, "embeds_scaling": inputs.EMBEDS_SCALING},
-                "optional": OPTIONAL}
+                "optional": {**OPTIONAL, "encode_batch_size": inputs.ENCODE_BATCH_SIZE}}
 
     def apply(self, model, ipadapter, clip_vision, image, weight, weight_type, start_at, end_at, embeds_scaling,
-              image_negative=None, attn_mask=None):
+              image_negative=None, attn_mask=None, encode_batch_size=0):
         return (apply_adapter(model, ipadapter, clip_vision, image, weight, start_at, end_at, attn_mask=attn_mask,
-                              image_negative=image_negative, weight_type=weight_type,
-                              embeds_scaling=embeds_scaling, unfold_batch=True),)
+                              image_negative=image_negative, weight_type=weight_type, embeds_scaling=embeds_scaling,
+                              unfold_batch=True, encode_batch_size=encode_batch_size),)

@@ -1,5 +1,8 @@
 """Input specs shared by the pack's nodes, declared once."""
 from ..ip_models.combine import COMBINE_METHODS
+from ..ip_models.image_prep import CROP_POSITIONS, INTERPOLATIONS
+from ..ip_models.noise import NOISE_TYPES
+from ..ip_models.presets import PRESET_NAMES
 from ..ip_models.scaling import SCALING_MODES
 from ..patching.frame_schedule import METHODS, TIMINGS
 from ..patching.weight_types import WEIGHT_TYPES
@@ -99,3 +102,43 @@ STRATEGY_IMAGE = ("IMAGE", {"tooltip": "Optional reference images the frames are
 STRATEGY = (STRATEGY_TYPE, {"tooltip": "A weights strategy from the 'Frame Weights (Kit)' node."})
 PROMPTS = ("STRING", {"default": "", "multiline": True,
                       "tooltip": "One prompt per line, one per reference image (the last repeated)."})
+
+# --- encoders, finding models, embeddings ------------------------------------------------------
+EMBEDS_TYPE = "IPAKIT_EMBEDS"
+PRESET = (list(PRESET_NAMES), {"default": "STANDARD (medium strength)", "tooltip":
+    "Which adapter to load for the connected model (SD1.5 or SDXL). Files in models/ipadapter and "
+    "models/clip_vision are recognised by their weights, whatever their names; the matching CLIP "
+    "encoder is loaded with it."})
+INTERPOLATION = (list(INTERPOLATIONS), {"default": "LANCZOS", "tooltip": "The resampling filter."})
+CROP_POSITION = (list(CROP_POSITIONS), {"default": "center", "tooltip":
+    "Which square of the image the encoder sees (top/bottom move it on portrait images, left/right on "
+    "landscape ones), or 'pad' to keep all of it on a black square."})
+SHARPENING = ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
+                        "tooltip": "Contrast-adaptive sharpening after resizing (0 = off)."})
+PREP_SIZE = ("INT", {"default": 224, "min": 224, "max": 336, "step": 112,
+                     "tooltip": "224 for ViT-H and ViT-bigG, 336 for ViT-L/14-336 (Kolors)."})
+ENCODE_BATCH_SIZE = ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip":
+    "Encode this many images at a time (0 = all at once); lower it for long animations."})
+ENHANCE_TILES = ("INT", {"default": 2, "min": 1, "max": 16, "tooltip":
+    "Also encode the image in t x t crops and merge their features into the whole image's (1 = off)."})
+ENHANCE_RATIO = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
+    "Share of the whole image in the merged features (1 = whole image only, 0 = crops only)."})
+EMBED_WEIGHT = ("FLOAT", {"default": 1.0, "min": -1.0, "max": 3.0, "step": 0.01, "tooltip":
+    "Scales the embeddings in CLIP space (for plain adapters the projection's normalisation undoes "
+    "most of it; use the apply node's weight for strength)."})
+ENCODE_MASK = ("MASK", {"tooltip": "Optional: the parts of the reference the encoder sees (one mask, or one per "
+                                   "image); the rest is blanked."})
+POS_EMBED = (EMBEDS_TYPE, {"tooltip": "Embeddings from 'Encode IP-Adapter Embeds (Kit)', 'Combine Embeds' or 'Load Embeds'."})
+NEG_EMBED = (EMBEDS_TYPE, {"tooltip": "Optional negative embeddings; by default the adapter's trained 'no image' input."})
+EMBEDS = (EMBEDS_TYPE, {"tooltip": "Embeddings to combine, save or apply."})
+COMBINE_METHOD = (list(COMBINE_METHODS), {"default": "concat", "tooltip":
+    "concat keeps every embedding (all join one attention); the others merge them into one."})
+OPTIONAL_CLIP_VISION = ("CLIP_VISION", {"tooltip": "Only needed for hidden-state adapters without neg_embed."})
+EMBEDS_PREFIX = ("STRING", {"default": "ipakit_embeds", "tooltip": "File name prefix in the output folder."})
+NOISE_TYPE = (list(NOISE_TYPES), {"default": "fade", "tooltip":
+    "fade: blend with uniform noise; dissolve: replace pixels; gaussian: add noise; shuffle: distort and flip."})
+NOISE_STRENGTH = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "How much noise."})
+NOISE_BLUR = ("INT", {"default": 0, "min": 0, "max": 32, "step": 1, "tooltip": "Gaussian blur kernel size (0 = none)."})
+NOISE_IMAGE = ("IMAGE", {"tooltip": "Optional image to add the noise to (default: black)."})
+NOISE_MASK = ("MASK", {"tooltip": "Optional: add noise only inside the mask."})
+NOISE_SEED = ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF, "tooltip": "Seed of the noise."})

@@ -103,19 +103,29 @@ def _frame_weights(weight) -> tuple[float, torch.Tensor | None]:
 
 
 def encode(adapter: LoadedAdapter, clip_vision, image: torch.Tensor, image_negative: torch.Tensor | None = None,
-           combine: str = "concat", unfold: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cond, uncond) CLIP features of the references, combined by `combine` (negatives alike)."""
+           combine: str = "concat", unfold: bool = False, batch_size: int = 0,
+           features: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cond, uncond) CLIP features of the references, combined by `combine` (negatives alike).
+
+    `features` replaces the encode of `image` (precomputed or enhanced features); `batch_size` > 0
+    encodes in chunks of that many images.
+    """
     spec = adapter.spec
     check_encoder(clip_vision, spec, adapter.name)
-    cond = image_features(clip_vision, image, spec.clip_input)
-    n = cond.shape[0]
+    cond = image_features(clip_vision, image, spec.clip_input, batch_size=batch_size) if features is None else features
     if image_negative is not None:
-        uncond = image_features(clip_vision, image_negative, spec.clip_input)
-        if uncond.shape[0] not in (1, n):
-            raise ValueError(f"image_negative has {uncond.shape[0]} images for {n} reference images: "
-                             f"give one negative image or one per reference image.")
+        uncond = image_features(clip_vision, image_negative, spec.clip_input, batch_size=batch_size)
     else:
         uncond = unconditional_features(clip_vision, spec.clip_input, cond)
+    return pair_features(cond, uncond, combine, unfold)
+
+
+def pair_features(cond: torch.Tensor, uncond: torch.Tensor, combine: str = "concat", unfold: bool = False):
+    """Cond and uncond features fitted to each other (uncond: one, or one per image) and combined."""
+    n = cond.shape[0]
+    if uncond.shape[0] not in (1, n):
+        raise ValueError(f"image_negative has {uncond.shape[0]} images for {n} reference images: "
+                         f"give one negative image or one per reference image.")
     if unfold:
         return cond, uncond
     uncond = uncond.expand(n, *uncond.shape[1:]) if uncond.shape[0] == 1 else uncond
@@ -186,17 +196,22 @@ def apply_plans(model, plans: Sequence[AdapterPlan | None]):
 
 def apply_adapter(model, adapter: LoadedAdapter, clip_vision, image: torch.Tensor, weight=1.0,
                   start_at: float = 0.0, end_at: float = 1.0, attn_mask: torch.Tensor | None = None,
-                  image_negative: torch.Tensor | None = None, **controls):
-    """Return a patched clone of `model`; the input is never modified. `controls`: see Controls."""
+                  image_negative: torch.Tensor | None = None, encode_batch_size: int = 0,
+                  features: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None, **controls):
+    """Return a patched clone of `model`; the input is never modified. `controls`: see Controls.
+
+    `features` replaces encoding `image` with `clip_vision` (embeddings, tiles, enhanced features).
+    """
     settings = Controls(weight=weight, start_at=start_at, end_at=end_at, attn_mask=attn_mask, **controls)
     layers = match_layers(model, adapter)
-    plan = make_plan(model, adapter, layers, lambda: encode(adapter, clip_vision, image, image_negative,
-                                                            settings.combine_embeds, settings.unfold_batch),
-                     settings)
+    features = features or (lambda: encode(adapter, clip_vision, image, image_negative, settings.combine_embeds,
+                                           settings.unfold_batch, encode_batch_size))
+    plan = make_plan(model, adapter, layers, features, settings)
     if plan is None:
         log.info("IPAdapter Kit: weight 0 on every layer, %s left out (no cost)", adapter.name)
     else:
         log.info("IPAdapter Kit: %s on %d of %d layers, %d image(s), %s, weight %s, steps %.2f-%.2f",
-                 adapter.name, len(plan.layers), len(layers), image.shape[0], settings.weight_type,
+                 adapter.name, len(plan.layers), len(layers), plan.cond_tokens.shape[0] if settings.unfold_batch
+                 else plan.cond_tokens.shape[1] // adapter.spec.num_tokens, settings.weight_type,
                  settings.weight, start_at, end_at)
     return apply_plans(model, [plan])

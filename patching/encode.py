@@ -8,8 +8,11 @@ import hashlib
 import weakref
 from collections import OrderedDict
 
+import comfy.clip_vision
 import comfy.model_management as mm
+import comfy.utils
 import torch
+import torch.nn.functional as F
 
 from ..ip_models import AdapterSpec, identify_encoder
 from ..ip_models.encoders import encoder_for_input
@@ -58,10 +61,13 @@ def check_encoder(clip_vision, spec: AdapterSpec, adapter_name: str) -> None:
         f"encoder, but the connected CLIP vision model is {connected_name}: {fix}.")
 
 
-def _content_key(image: torch.Tensor, what: str) -> tuple:
-    data = image.detach().to("cpu", torch.float32).contiguous()
-    digest = hashlib.blake2b(data.numpy().tobytes(), digest_size=16).hexdigest()
-    return what, tuple(data.shape), digest
+def _digest(tensor: torch.Tensor) -> tuple:
+    data = tensor.detach().to("cpu", torch.float32).contiguous()
+    return tuple(data.shape), hashlib.blake2b(data.numpy().tobytes(), digest_size=16).hexdigest()
+
+
+def _content_key(image: torch.Tensor, what: str, mask: torch.Tensor | None = None) -> tuple:
+    return (what, *_digest(image)) + (() if mask is None else ("mask", *_digest(mask)))
 
 
 def _cached(clip_vision, key, compute):
@@ -75,12 +81,61 @@ def _cached(clip_vision, key, compute):
     return value
 
 
-def image_features(clip_vision, image: torch.Tensor, clip_input: str) -> torch.Tensor:
-    """Features of a batch of images [B, H, W, C] -> [B, width] or [B, tokens, width]."""
-    def compute():
+def _mask_pixels(mask: torch.Tensor, image_hw: tuple[int, int], size: int, device) -> torch.Tensor:
+    """The mask [M, H, W] brought to the encoder's pixels exactly as the image is (short side to
+    `size`, centre crop), as [M, 1, size, size]."""
+    m = mask.to(device=device, dtype=torch.float32)[:, None]
+    if tuple(m.shape[-2:]) != tuple(image_hw):
+        m = F.interpolate(m, size=image_hw, mode="bilinear", align_corners=False)
+    scale = size / min(image_hw)
+    m = F.interpolate(m, size=(round(image_hw[0] * scale), round(image_hw[1] * scale)), mode="bilinear",
+                      align_corners=False)
+    top, left = (m.shape[2] - size) // 2, (m.shape[3] - size) // 2
+    return m[:, :, top:top + size, left:left + size].clamp(0, 1)
+
+
+def _encode(clip_vision, image: torch.Tensor, mask: torch.Tensor | None):
+    """(image_embeds, penultimate hidden states) of one chunk; a mask multiplies the normalised pixels."""
+    if mask is None:
         out = clip_vision.encode_image(image)
-        return (out["penultimate_hidden_states"] if clip_input == "penultimate" else out["image_embeds"]).float()
-    return _cached(clip_vision, _content_key(image, clip_input), compute)
+        return out["image_embeds"], out["penultimate_hidden_states"]
+    mm.load_model_gpu(clip_vision.patcher)
+    size = getattr(clip_vision, "image_size", 224)
+    pixels = comfy.clip_vision.clip_preprocess(image.to(clip_vision.load_device), size=size,
+                                               mean=clip_vision.image_mean, std=clip_vision.image_std).float()
+    pixels = pixels * _mask_pixels(mask, tuple(image.shape[1:3]), size, pixels.device)
+    out = clip_vision.model(pixel_values=pixels, intermediate_output=-2)
+    return out[2].to(mm.intermediate_device()), out[1].to(mm.intermediate_device())
+
+
+def image_features(clip_vision, image: torch.Tensor, clip_input: str, mask: torch.Tensor | None = None,
+                   batch_size: int = 0) -> torch.Tensor:
+    """Features of a batch of images [B, H, W, C] -> [B, width] or [B, tokens, width], cached by content.
+
+    `mask` (one, or one per image) multiplies the normalised pixels; `batch_size` > 0 encodes in
+    chunks of that many images (long animations fit in memory), with a progress bar.
+    """
+    image = image[..., :3] if image.shape[-1] > 3 else image
+    if image.shape[-1] == 1:
+        image = image.expand(*image.shape[:-1], 3)
+    if mask is not None:
+        mask = mask[None] if mask.ndim == 2 else mask
+        if mask.shape[0] not in (1, image.shape[0]):
+            raise ValueError(f"mask has {mask.shape[0]} masks for {image.shape[0]} images: give one mask or one "
+                             f"per image.")
+
+    def compute():
+        step = batch_size if batch_size > 0 else image.shape[0]
+        starts = range(0, image.shape[0], step)
+        bar = comfy.utils.ProgressBar(len(starts))
+        parts = []
+        for start in starts:
+            chunk_mask = None if mask is None else (mask if mask.shape[0] == 1 else mask[start:start + step])
+            embeds, hidden = _encode(clip_vision, image[start:start + step], chunk_mask)
+            parts.append((hidden if clip_input == "penultimate" else embeds).float())
+            bar.update(1)
+        return torch.cat(parts)
+    return _cached(clip_vision, _content_key(image, clip_input, mask), compute)
 
 
 def unconditional_features(clip_vision, clip_input: str, like: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,9 @@ VARIANT_INFO: dict[str, dict] = {
     "sdxl_plus_vit-h": _info("sdxl", "penultimate", "vit-h", 1280, "resampler", 16, **_SDXL_PLUS),
     "sdxl_plus-face_vit-h": _info("sdxl", "penultimate", "vit-h", 1280, "resampler", 16, **_SDXL_PLUS),
 }
+# Beyond the core's ten: Kolors-IP-Adapter-Plus (CLIP ViT-L/14-336, resampler at 2048, 12 heads).
+VARIANT_INFO["kolors_plus"] = _info("sdxl", "penultimate", "vit-l", 1024, "resampler", 16,
+                                    dim=2048, heads=12, depth=4, dim_head=64, ff_mult=4, queries=16)
 
 
 def image_proj_shapes(variant: str) -> dict[str, tuple]:

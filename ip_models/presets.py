@@ -1,0 +1,77 @@
+"""The unified loader's presets: which adapter (by structure) and which encoder each one needs.
+
+A preset asks for an adapter layout (projection and required encoder) for the connected model's
+family. Layouts that released files share (standard and light; plus, plus face and composition)
+cannot be told apart by their weights: then a name hint only *orders* the candidates, so a
+renamed file is still found, and the choice is logged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .spec import FAMILY_NAMES
+
+
+@dataclass(frozen=True)
+class Need:
+    projection: str          # "linear", "resampler", "mlp"
+    encoder: str             # EncoderInfo.name
+    example: str             # the released file name users look for
+    prefer: tuple[str, ...] = ()   # name hints that rank a candidate first
+    avoid: tuple[str, ...] = ()    # name hints that rank it last
+
+
+H, G, L336 = "ViT-H-14", "ViT-bigG-14", "ViT-L-14-336"
+PRESETS: dict[str, dict[str, Need]] = {
+    "LIGHT - SD1.5 only (low strength)": {
+        "sd15": Need("linear", H, "ip-adapter_sd15_light_v11.bin", prefer=("light_v11", "light"))},
+    "STANDARD (medium strength)": {
+        "sd15": Need("linear", H, "ip-adapter_sd15.safetensors", avoid=("light",)),
+        "sdxl": Need("linear", H, "ip-adapter_sdxl_vit-h.safetensors")},
+    "VIT-G (medium strength)": {
+        "sd15": Need("linear", G, "ip-adapter_sd15_vit-G.safetensors"),
+        "sdxl": Need("linear", G, "ip-adapter_sdxl.safetensors")},
+    "PLUS (high strength)": {
+        "sd15": Need("resampler", H, "ip-adapter-plus_sd15.safetensors", avoid=("face", "composition")),
+        "sdxl": Need("resampler", H, "ip-adapter-plus_sdxl_vit-h.safetensors", avoid=("face", "composition"))},
+    "PLUS FACE (portraits)": {
+        "sd15": Need("resampler", H, "ip-adapter-plus-face_sd15.safetensors", prefer=("face",)),
+        "sdxl": Need("resampler", H, "ip-adapter-plus-face_sdxl_vit-h.safetensors", prefer=("face",))},
+    "FULL FACE - SD1.5 only (portraits stronger)": {
+        "sd15": Need("mlp", H, "ip-adapter-full-face_sd15.safetensors")},
+    "Composition": {
+        "sd15": Need("resampler", H, "ip_plus_composition_sd15.safetensors", prefer=("composition",)),
+        "sdxl": Need("resampler", H, "ip_plus_composition_sdxl.safetensors", prefer=("composition",))},
+    "Kolors": {
+        "sdxl": Need("resampler", L336, "Kolors-IP-Adapter-Plus (ip_adapter_plus_general.bin)")},
+}
+PRESET_NAMES = tuple(PRESETS)
+
+
+class PresetError(ValueError):
+    pass
+
+
+def need_for(preset: str, family: str) -> Need:
+    if preset not in PRESETS:
+        raise PresetError(f"preset '{preset}' is not one of: {', '.join(PRESET_NAMES)}.")
+    need = PRESETS[preset].get(family)
+    if need is None:
+        bases = " and ".join(FAMILY_NAMES[f] for f in PRESETS[preset])
+        raise PresetError(f"preset '{preset}' exists for {bases} only, but the model is {FAMILY_NAMES[family]}: "
+                          f"pick another preset.")
+    return need
+
+
+def rank(need: Need, name: str) -> tuple[int, str]:
+    lowered = name.lower()
+    score = 0 if any(h in lowered for h in need.prefer) else 1
+    if any(h in lowered for h in need.avoid):
+        score = 2
+    return score, lowered
+
+
+def adapter_fits(need: Need, family: str, identity) -> bool:
+    spec = identity.spec
+    return (identity.kind == "adapter" and spec.family == family and spec.projection == need.projection
+            and spec.encoder is not None and spec.encoder.name == need.encoder)
