@@ -41,13 +41,29 @@ def encoder_of(shapes: dict[str, tuple]) -> tuple[EncoderInfo | None, str]:
     comfy = shapes_of(to_comfy_layout(meta_state(shapes)))
     config = vision_config(comfy)
     for info in ENCODERS:
-        if (info.hidden_width, info.embed_width, info.image_size) == \
-                (config["hidden_size"], config.get("projection_dim"), config["image_size"]):
+        # widths tell the encoders apart; the image size only matters for ViT-L (224 vs the 336 Kolors uses)
+        if (info.hidden_width, info.embed_width) == (config["hidden_size"], config.get("projection_dim")) \
+                and (info.image_size == 224 or info.image_size == config["image_size"]):
             return info, found[0]
     return None, found[0]
 
 
+_identities: dict[tuple, FileIdentity] = {}
+
+
 def identify_file(path: str) -> FileIdentity:
+    """What the file is; computed once per file version (path, size, modification time)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return FileIdentity(path, "unknown", note=str(exc))
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _identities:
+        _identities[key] = _identify(path)
+    return _identities[key]
+
+
+def _identify(path: str) -> FileIdentity:
     name = os.path.basename(path)
     try:
         shapes = read_shapes(path)

@@ -43,7 +43,7 @@ class IPAKitUnifiedLoader:
         return {"required": {"model": inputs.MODEL, "preset": inputs.PRESET}}
 
     def load(self, model, preset):
-        adapter_file, encoder_file = find_preset_files(preset, model_family(model))
+        adapter_file, encoder_file = find_preset_files(preset, *model_family(model))
         return model, cached_load("adapter", adapter_file.path), cached_load("clip_vision", encoder_file.path)
 
 

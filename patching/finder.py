@@ -34,30 +34,39 @@ def scan(folder: str) -> list[FileIdentity]:
     return found
 
 
-def model_family(model) -> str:
-    contexts = {layer.context_dim for layer in cross_attention_layers(model.get_model_object("diffusion_model"))}
+def model_family(model) -> tuple[str, tuple]:
+    """(family, layer table) of the connected MODEL."""
+    layers = cross_attention_layers(model.get_model_object("diffusion_model"))
+    contexts = {layer.context_dim for layer in layers}
     family = FAMILIES.get(next(iter(contexts), 0)) if len(contexts) == 1 else None
     if family is None:
         raise ModelNotFoundError("The model is neither SD1.5- nor SDXL-type (context width "
                                  f"{sorted(contexts)}); IP-Adapter presets need one of those.")
-    return family
+    return family, layers
 
 
 def _listing(items: list[FileIdentity]) -> str:
     return "; ".join(i.describe() for i in items) or "nothing"
 
 
-def find_preset_files(preset: str, family: str) -> tuple[FileIdentity, FileIdentity]:
-    """(adapter, encoder) files for `preset` on a `family` model, or an error saying what is missing."""
+def find_preset_files(preset: str, family: str, layers=None) -> tuple[FileIdentity, FileIdentity]:
+    """(adapter, encoder) files for `preset` on a `family` model, or an error saying what is missing.
+
+    With the model's layer table, only adapters whose layers match it one to one are taken.
+    """
     need = need_for(preset, family)
     adapters, encoders = scan(ADAPTER_FOLDER), scan(CLIP_FOLDER)
-    fitting = sorted((a for a in adapters if adapter_fits(need, family, a)), key=lambda a: rank(need, a.name))
+    shape = None if layers is None else (tuple(l.key for l in layers), tuple(l.width for l in layers))
+    fitting = sorted((a for a in adapters if adapter_fits(need, family, a)
+                      and (shape is None or (a.spec.layer_keys, a.spec.layer_widths) == shape)),
+                     key=lambda a: rank(need, a.name))
     matching_encoders = sorted((e for e in encoders if e.kind == "clip_vision" and e.encoder.name == need.encoder),
                                key=lambda e: e.name.lower())
     problems = []
     if not fitting:
         problems.append(f"no IP-Adapter in models/ipadapter has the layout '{preset}' needs for "
-                        f"{FAMILY_NAMES[family]} ({need.projection} projection, CLIP {need.encoder}), e.g. "
+                        f"{FAMILY_NAMES[family]} ({need.projection} projection, CLIP {need.encoder}"
+                        f"{'' if shape is None else ', layers matching this model'}), e.g. "
                         f"{need.example}. Found there: {_listing(adapters)}")
     if not matching_encoders:
         hint = {"ViT-H-14": "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",

@@ -156,7 +156,76 @@ def animation(Graph):
     return g
 
 
-WORKFLOWS = (style_transfer, style_composition, regions, stack_controlnet, animation)
+def unified_loader(Graph):
+    g = Graph("sd15_unified_loader")
+    g.note("## Unified loader (SD1.5)\n\n**IP-Adapter Unified Loader (Kit)** finds the adapter and the CLIP encoder "
+           "for a preset by looking inside the files in `models/ipadapter` and `models/clip_vision`: their names "
+           "do not matter, and the error says what is missing. Works for SDXL too (connect an SDXL checkpoint).\n")
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    loader = g.add("IPAKitUnifiedLoader", model=ckpt.out(0), preset="PLUS (high strength)")
+    ref = g.add("LoadImage", "Reference image", image="reference.png")
+    model = g.add("IPAKitApply", model=loader.out(0), ipadapter=loader.out(1), clip_vision=loader.out(2),
+                  image=ref.out(), weight=0.8, start_at=0.0, end_at=1.0)
+    _sampler(g, model.out(), ckpt.out(1), ckpt.out(2), "a photograph, high quality", 512, "ipakit_unified")
+    return g
+
+
+def embeds_combine(Graph):
+    g = Graph("sd15_embeds_combine")
+    g.note("## Embeddings: encode, combine, save, apply (SD1.5)\n\nTwo references are encoded once "
+           "(**Encode IP-Adapter Embeds (Kit)**), averaged in embedding space (**Combine Embeds (Kit)**), saved as "
+           "safetensors for later (**Save Embeds (Kit)**, in the output folder) and applied (**Apply IP-Adapter "
+           "Embeds (Kit)**). Changing a weight later never re-encodes.\n\nModel files:\n\n"
+           + FILES.format(ckpt=f"`{SD15_CKPT}`", adapters="`ip-adapter-plus_sd15.safetensors`"))
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    clip_vision = g.add("IPAKitClipVisionLoader", clip_name=VIT_H)
+    adapter = g.add("IPAKitAdapterLoader", adapter_name="ip-adapter-plus_sd15.safetensors")
+    a = g.add("LoadImage", "Reference A", image="reference.png")
+    b = g.add("LoadImage", "Reference B", image="reference_b.png")
+    enc_a = g.add("IPAKitEncoder", ipadapter=adapter.out(), clip_vision=clip_vision.out(), image=a.out(), weight=1.0)
+    enc_b = g.add("IPAKitEncoder", ipadapter=adapter.out(), clip_vision=clip_vision.out(), image=b.out(), weight=1.0)
+    both = g.add("IPAKitCombineEmbeds", embed1=enc_a.out(0), method="average", embed2=enc_b.out(0))
+    g.add("IPAKitSaveEmbeds", embeds=both.out(), filename_prefix="ipakit_embeds")
+    model = g.add("IPAKitApplyEmbeds", model=ckpt.out(0), ipadapter=adapter.out(), pos_embed=both.out(), weight=0.8,
+                  weight_type="linear", start_at=0.0, end_at=1.0, embeds_scaling="V only", neg_embed=enc_a.out(1))
+    _sampler(g, model.out(), ckpt.out(1), ckpt.out(2), "a photograph, high quality", 512, "ipakit_embeds_combine")
+    return g
+
+
+def saved_embeds(Graph):
+    g = Graph("sd15_saved_embeds")
+    g.note("## Saved embeddings (SD1.5)\n\n**Load Embeds (Kit)** reads embeddings saved by **Save Embeds (Kit)** "
+           "(move them from output/ to input/ to share them); no image and no CLIP encoder are needed for a plain "
+           "adapter.\n\nModel files:\n\n- `models/checkpoints/`: `" + SD15_CKPT + "`\n"
+           "- `models/ipadapter/`: `ip-adapter_sd15.safetensors`\n")
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    adapter = g.add("IPAKitAdapterLoader", adapter_name="ip-adapter_sd15.safetensors")
+    embeds = g.add("IPAKitLoadEmbeds", embeds="my_reference.embeds.safetensors")
+    model = g.add("IPAKitApplyEmbeds", model=ckpt.out(0), ipadapter=adapter.out(), pos_embed=embeds.out(), weight=0.8,
+                  weight_type="linear", start_at=0.0, end_at=1.0, embeds_scaling="V only")
+    _sampler(g, model.out(), ckpt.out(1), ckpt.out(2), "a photograph, high quality", 512, "ipakit_saved_embeds")
+    return g
+
+
+def tiled(Graph):
+    g = Graph("sd15_tiled")
+    g.note("## Tiled reference (SD1.5)\n\n**Apply IP-Adapter Tiled (Kit)** cuts a reference that is far from square "
+           "into 256 px tiles that cover all of it, each under its own mask, so nothing is cropped away; the tiles "
+           "and masks come out for inspection.\n\nModel files:\n\n"
+           + FILES.format(ckpt=f"`{SD15_CKPT}`", adapters="`ip-adapter-plus_sd15.safetensors`"))
+    ckpt, clip_vision = _base(g, SD15_CKPT)
+    ref = g.add("LoadImage", "Wide reference", image="panorama.png")
+    adapter = g.add("IPAKitAdapterLoader", adapter_name="ip-adapter-plus_sd15.safetensors")
+    model = g.add("IPAKitApplyTiled", model=ckpt.out(0), ipadapter=adapter.out(), clip_vision=clip_vision.out(),
+                  image=ref.out(), weight=0.8, weight_type="linear", combine_embeds="concat", start_at=0.0, end_at=1.0,
+                  sharpening=0.0, embeds_scaling="V only")
+    g.add("PreviewImage", "The tiles", images=model.out(1))
+    _sampler(g, model.out(0), ckpt.out(1), ckpt.out(2), "a wide landscape", 512, "ipakit_tiled")
+    return g
+
+
+WORKFLOWS = (style_transfer, style_composition, regions, stack_controlnet, animation, unified_loader, embeds_combine,
+             saved_embeds, tiled)
 
 
 def object_info():
@@ -177,7 +246,7 @@ def main():
     info = object_info()
     for graph in build_all().values():
         (REPO / "workflows" / f"{graph.name}.json").write_text(json.dumps(graph.ui(info), indent=2) + "\n")
-        (REPO / "workflows" / "api" / f"{graph.name}.json").write_text(json.dumps(graph.api(), indent=2) + "\n")
+        (REPO / "workflows" / "api" / f"{graph.name}.json").write_text(json.dumps(graph.api(info), indent=2) + "\n")
         print(f"wrote workflows/{graph.name}.json and workflows/api/{graph.name}.json")
 
 

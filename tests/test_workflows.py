@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +21,10 @@ import make_workflows  # noqa: E402
 WORKFLOWS = host.REPO / "workflows"
 FILES = {"style_transfer": "sd15_style_transfer", "style_composition": "sdxl_style_composition",
          "regions": "sd15_regions", "stack_controlnet": "sd15_stack_controlnet",
-         "animation": "sd15_animation_batch"}
+         "animation": "sd15_animation_batch", "unified_loader": "sd15_unified_loader",
+         "embeds_combine": "sd15_embeds_combine", "saved_embeds": "sd15_saved_embeds", "tiled": "sd15_tiled"}
 APPLY_NODES = ("IPAKitApply", "IPAKitApplyAdvanced", "IPAKitStyleComposition", "IPAKitApplyRegions",
-               "IPAKitApplyBatch")
+               "IPAKitApplyBatch", "IPAKitApplyEmbeds", "IPAKitApplyTiled")
 
 
 def load(name: str, api: bool = False) -> dict:
@@ -50,7 +52,7 @@ def localized(api: dict, names: dict, size: int, steps: int = 2) -> dict:
         kind, inputs = node["class_type"], node["inputs"]
         if kind == "CheckpointLoaderSimple":
             inputs["ckpt_name"] = names["sdxl_checkpoint" if sdxl else "checkpoint"]
-        elif kind == "CLIPVisionLoader":
+        elif kind in ("CLIPVisionLoader", "IPAKitClipVisionLoader"):
             inputs["clip_name"] = names["clip_vision"]
         elif kind == "LoadImage":
             inputs["image"] = REFERENCE_IMAGE
@@ -74,6 +76,16 @@ def without_adapters(api: dict) -> dict:
     return api
 
 
+def save_reference_embeds(api: dict) -> None:
+    import folder_paths
+    import torch
+    from comfyui_ipadapter_kit.patching import embeds
+    name = next(n["inputs"]["embeds"] for n in api.values() if n["class_type"] == "IPAKitLoadEmbeds")
+    features = torch.randn(1, 1024, generator=torch.Generator().manual_seed(9))
+    embeds.save(embeds.Embeds(features, "image_embeds", "ViT-H-14", "sd15"),
+                str(Path(folder_paths.get_input_directory()) / name))
+
+
 def images(paths) -> np.ndarray:
     return np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.float64) for p in paths])
 
@@ -91,7 +103,7 @@ def linked_outputs_only(ui: dict) -> dict:
 def test_the_shipped_files_are_what_the_definition_generates(name, object_info):
     graphs = {g.name: g for g in make_workflows.build_all().values()}
     assert linked_outputs_only(load(name)) == linked_outputs_only(graphs[name].ui(object_info))
-    assert load(name, api=True) == graphs[name].api()
+    assert load(name, api=True) == graphs[name].api(object_info)
 
 
 @pytest.mark.parametrize("name", FILES.values())
@@ -109,6 +121,8 @@ def test_each_feature_workflow_runs_and_its_adapters_change_the_picture(feature,
     if feature == "style_composition":
         names.update(request.getfixturevalue("sdxl_names"))
     api = localized(load(name, api=True), names, size)
+    if feature == "saved_embeds":  # a shared embeddings file in input/, as a user would have it
+        save_reference_embeds(api)
     if feature == "animation":  # 4 frames: the weights node lays out 4 frames for the 4 latents
         api = wf.set_inputs(api, "EmptyLatentImage", batch_size=4)
         api = wf.set_inputs(api, "IPAKitFrameWeights", frames=4)

@@ -26,7 +26,7 @@ class InProcessHost:
                                                  cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
 
     def run(self, api: dict) -> list[Path]:
-        """Validate and execute like main.py's worker; returns the saved image paths."""
+        """Validate and execute like main.py's worker; returns the saved (not previewed) image paths."""
         prompt_id = str(uuid.uuid4())
         valid = asyncio.run(self.execution.validate_prompt(prompt_id, api, None))
         assert valid[0], f"invalid prompt: {valid[1]} {valid[3]}"
@@ -35,4 +35,4 @@ class InProcessHost:
         out = Path(self.folder_paths.get_output_directory())
         return [out / img.get("subfolder", "") / img["filename"]
                 for node in self.executor.history_result["outputs"].values()
-                for img in node.get("images", [])]
+                for img in node.get("images", []) if img.get("type", "output") == "output"]

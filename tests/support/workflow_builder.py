@@ -53,12 +53,23 @@ class Graph:
         return node
 
     # ------------------------------------------------------------------ API format
-    def api(self) -> dict:
+    def api(self, object_info: dict) -> dict:
+        """The API twin; widgets not given take their defaults, as the editor sends them."""
         out = {}
         for node in self.nodes:
             if node.type == "MarkdownNote":
                 continue
-            inputs = {k: ([str(v.node.id), v.slot] if isinstance(v, Output) else v) for k, v in node.inputs.items()}
+            inputs = {}
+            for name, spec in _ordered_inputs(object_info[node.type]):
+                value = node.inputs.get(name)
+                if isinstance(value, Output):
+                    inputs[name] = [str(value.node.id), value.slot]
+                elif name in node.inputs:
+                    inputs[name] = value
+                elif _is_widget(spec):
+                    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                    if "default" in opts:
+                        inputs[name] = opts["default"]
             entry = {"class_type": node.type, "inputs": inputs}
             if node.title:
                 entry["_meta"] = {"title": node.title}
