@@ -3,7 +3,8 @@
 A real-architecture SD1.5 UNet (860M parameters, random weights) samples a 256x256 image (32x32
 latent) with CFG on the CPU; the same run times the unpatched model and the model patched with a
 standard and a plus adapter, with weight 0, with a start/end window, with the "style transfer"
-weight type, and with three stacked adapters each under its own mask. The attention calls of the
+weight type, with three stacked adapters each under its own mask, and with FaceID-PlusV2 and its
+LoRA (rank 128 on every attention layer, merged when the model loads). The attention calls of the
 first step (sigma max, before the window) are counted per model.
 
 Each round samples two steps with every model, in a rotating order, and times the second step
@@ -86,6 +87,12 @@ def main():
         mask[(0, *box)] = 1.0
         stacked = apply_adapter(stacked, adapter, clip, image.flip(1) if i else image, weight=0.7, attn_mask=mask)
     models["3 stacked, masked"] = stacked
+    from comfyui_ipadapter_kit.patching.faceid import Faces, apply_faceid
+    face_adapter = load_adapter(str(save_adapter(make_adapter_state_dict("faceid-plusv2_sd15", widths),
+                                                 folder / "ip-adapter-faceid-plusv2_sd15.bin")))
+    gen = torch.Generator().manual_seed(1)
+    faces = Faces(torch.randn(1, 512, generator=gen) * 20, torch.rand(1, 224, 224, 3, generator=gen), (0,))
+    models["FaceID-PlusV2 + LoRA"] = apply_faceid(unet, face_adapter, faces, clip, lora_strength=1.0)
     if args.only:
         models = {k: v for k, v in models.items() if k == "unpatched" or k in args.only}
 

@@ -95,6 +95,20 @@ def main():
     print(f"real-size ViT-H + SD1.5 plus adapter: first encode-and-apply {first:.3f} s, again with another weight "
           f"{rerun:.3f} s: ratio {rerun / first:.3f}")
 
+    # Face analysis (real insightface on generated models) across weight changes: once per distinct image.
+    from comfyui_ipadapter_kit.patching import faceid
+    from support.onnx_faces import make_model_folder
+    folder_paths.folder_names_and_paths["insightface"] = ([str(make_model_folder(root / "insightface"))], {".onnx"})
+    face_model = faceid.insightface_model("buffalo_l")
+    face_adapter = load_adapter(str(save_adapter(make_adapter_state_dict("faceid_sd15", widths), root / "faceid.bin")))
+    portrait = torch.rand(1, 512, 384, 3, generator=torch.Generator().manual_seed(9)) * 0.5 + 0.5
+    before, start = faceid.stats["analyses"], time.perf_counter()
+    for weight in (0.4, 0.8, 1.2):
+        faces = faceid.analyze_faces(face_model, portrait.clone())
+        faceid.apply_faceid(unet, face_adapter, faces, weight=weight)
+    print(f"face analysis over 3 weight changes: {faceid.stats['analyses'] - before} run(s), "
+          f"{time.perf_counter() - start:.2f} s in all")
+
 
 if __name__ == "__main__":
     main()

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .checkpoint import AdapterWeights
+from .faceid import FaceIDPlusProjection, FaceIDProjection
 from .projections import ImageProjection, MLPProjection
 from .resampler import Resampler
 from .spec import AdapterSpec
@@ -34,6 +35,21 @@ class IPAdapterModel(nn.Module):
         return self.image_proj(features.to(device=weight.device, dtype=weight.dtype))
 
     @torch.no_grad()
+    def project_faces(self, faces: torch.Tensor, clip_hidden: torch.Tensor | None = None,
+                      shortcut: bool | None = None, shortcut_scale: float = 1.0) -> torch.Tensor:
+        """FaceID: face embeddings [B, 512] (and, for FaceID-Plus, the face crops' CLIP hidden states)
+        -> tokens [B, T, width]. `shortcut`: FaceID-Plus v2's (None: what the spec says)."""
+        weight = next(self.image_proj.parameters())
+        faces = faces.to(device=weight.device, dtype=weight.dtype)
+        if self.spec.face == "plus":
+            clip_hidden = clip_hidden.to(device=weight.device, dtype=weight.dtype)
+            shortcut = self.spec.plus_v2 if shortcut is None else shortcut
+            return self.image_proj(faces, clip_hidden, shortcut=shortcut, shortcut_scale=shortcut_scale)
+        if self.spec.face == "resampler":
+            faces = faces[:, None]  # one embedding "token" per face
+        return self.image_proj(faces)
+
+    @torch.no_grad()
     def image_kv(self, layer_key: int, tokens: torch.Tensor,
                  device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """K and V of `tokens` for one layer, computed on `device` (default: where the weights are).
@@ -50,6 +66,12 @@ class IPAdapterModel(nn.Module):
 
 
 def build_projection(spec: AdapterSpec) -> nn.Module:
+    if spec.projection == "face-mlp":
+        return FaceIDProjection(spec.cross_dim, spec.num_tokens, hidden=spec.face_config.hidden)
+    if spec.projection == "face-plus":
+        f = spec.face_config
+        return FaceIDPlusProjection(spec.projected_dim, spec.num_tokens, spec.clip_width, f.depth, f.heads, f.ff_mult,
+                                    hidden=f.hidden)
     if spec.projection == "linear":
         return ImageProjection(spec.clip_width, spec.cross_dim, spec.num_tokens)
     if spec.projection == "mlp":
@@ -63,7 +85,7 @@ def build_adapter(spec: AdapterSpec, weights: AdapterWeights, dtype: torch.dtype
     with torch.device("meta"):
         model = IPAdapterModel(spec)
     state = {f"image_proj.{k}": v for k, v in weights.image_proj.items()}
-    state.update({f"ip_adapter.{k}": v for k, v in weights.ip_adapter.items()})
+    state.update({f"ip_adapter.{k}": v for k, v in weights.ip_adapter.items() if "_lora." not in k})
     if dtype is not None:
         state = {k: v.to(dtype) for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)

@@ -75,3 +75,45 @@ def adapter_fits(need: Need, family: str, identity) -> bool:
     spec = identity.spec
     return (identity.kind == "adapter" and spec.family == family and spec.projection == need.projection
             and spec.encoder is not None and spec.encoder.name == need.encoder)
+
+
+@dataclass(frozen=True)
+class FaceNeed:
+    face: str                # AdapterSpec.face: "mlp", "plus", "resampler"
+    tokens: int              # tokens per face (0: any)
+    example: str
+    encoder: str = ""        # the CLIP encoder FaceID-Plus needs for the face crop
+    prefer: tuple[str, ...] = ()
+    avoid: tuple[str, ...] = ()
+
+
+FACEID_PRESETS: dict[str, dict[str, FaceNeed]] = {
+    "FACEID": {"sd15": FaceNeed("mlp", 4, "ip-adapter-faceid_sd15.bin"),
+               "sdxl": FaceNeed("mlp", 4, "ip-adapter-faceid_sdxl.bin")},
+    "FACEID PLUS - SD1.5 only": {"sd15": FaceNeed("plus", 0, "ip-adapter-faceid-plus_sd15.bin", H, avoid=("v2",))},
+    "FACEID PLUS V2": {"sd15": FaceNeed("plus", 0, "ip-adapter-faceid-plusv2_sd15.bin", H, prefer=("v2",)),
+                       "sdxl": FaceNeed("plus", 0, "ip-adapter-faceid-plusv2_sdxl.bin", H, prefer=("v2",))},
+    "FACEID PORTRAIT (style transfer)": {
+        "sd15": FaceNeed("mlp", 16, "ip-adapter-faceid-portrait-v11_sd15.bin", prefer=("v11",)),
+        "sdxl": FaceNeed("mlp", 16, "ip-adapter-faceid-portrait_sdxl.bin", avoid=("unnorm",))},
+    "FACEID PORTRAIT UNNORM - SDXL only (strong)": {
+        "sdxl": FaceNeed("resampler", 16, "ip-adapter-faceid-portrait_sdxl_unnorm.bin")},
+}
+FACEID_PRESET_NAMES = tuple(FACEID_PRESETS)
+
+
+def face_need_for(preset: str, family: str) -> FaceNeed:
+    if preset not in FACEID_PRESETS:
+        raise PresetError(f"preset '{preset}' is not one of: {', '.join(FACEID_PRESET_NAMES)}.")
+    need = FACEID_PRESETS[preset].get(family)
+    if need is None:
+        bases = " and ".join(FAMILY_NAMES[f] for f in FACEID_PRESETS[preset])
+        raise PresetError(f"preset '{preset}' exists for {bases} only, but the model is {FAMILY_NAMES[family]}: "
+                          f"pick another preset.")
+    return need
+
+
+def face_adapter_fits(need: FaceNeed, family: str, identity) -> bool:
+    spec = identity.spec
+    return (identity.kind == "adapter" and spec.family == family and spec.face == need.face
+            and not spec.token_dim and (need.tokens == 0 or spec.num_tokens == need.tokens))

@@ -3,6 +3,8 @@ from .apply import IPAKitApply, IPAKitApplyAdvanced, IPAKitApplyBatch
 from .embeds import (IPAKitApplyEmbeds, IPAKitCombineEmbeds, IPAKitEncoder, IPAKitLoadEmbeds, IPAKitNoise,
                      IPAKitSaveEmbeds)
 from .encoders import IPAKitClipVisionLoader, IPAKitPrepImage, IPAKitUnifiedLoader
+from .faceid import (IPAKitApplyFaceID, IPAKitFaceAnalysis, IPAKitInsightFaceLoader, IPAKitLoadFaces, IPAKitSaveFaces,
+                     IPAKitUnifiedLoaderFaceID)
 from .folders import register as register_folders
 from .frame_weights import IPAKitFrameWeights, IPAKitFrameWeightsFromStrategy, IPAKitPromptSchedule
 from .loader import IPAKitAdapterLoader
@@ -30,6 +32,12 @@ _NODES = {
     "IPAKitLoadEmbeds": (IPAKitLoadEmbeds, "Load Embeds (Kit)"),
     "IPAKitNoise": (IPAKitNoise, "IP-Adapter Noise (Kit)"),
     "IPAKitStyleComposition": (IPAKitStyleComposition, "Style & Composition (Kit)"),
+    "IPAKitUnifiedLoaderFaceID": (IPAKitUnifiedLoaderFaceID, "IP-Adapter Unified Loader FaceID (Kit)"),
+    "IPAKitInsightFaceLoader": (IPAKitInsightFaceLoader, "Load InsightFace (Kit)"),
+    "IPAKitFaceAnalysis": (IPAKitFaceAnalysis, "Analyze Faces (Kit)"),
+    "IPAKitApplyFaceID": (IPAKitApplyFaceID, "Apply FaceID (Kit)"),
+    "IPAKitSaveFaces": (IPAKitSaveFaces, "Save Faces (Kit)"),
+    "IPAKitLoadFaces": (IPAKitLoadFaces, "Load Faces (Kit)"),
     "IPAKitPreciseStyleTransfer": (IPAKitPreciseStyleTransfer, "Precise Style Transfer (Kit)"),
     "IPAKitPreciseComposition": (IPAKitPreciseComposition, "Precise Composition (Kit)"),
     "IPAKitRegion": (IPAKitRegion, "IP-Adapter Region (Kit)"),

@@ -83,13 +83,13 @@ class IPAKitSaveEmbeds:
         return {"ui": {"embeds": [{"filename": name, "subfolder": subfolder, "type": "output"}]}}
 
 
-def embeds_files() -> list[str]:
-    """Embeddings in input/ (as is) and output/ (marked ' [output]'), .ipadpt pickles listed to be refused."""
+def output_and_input_files(suffixes: tuple[str, ...]) -> list[str]:
+    """Files in input/ (as is) and output/ (marked ' [output]') ending in one of `suffixes`."""
     found = []
     for root, mark in ((folder_paths.get_input_directory(), ""), (folder_paths.get_output_directory(), " [output]")):
         for base, _, files in os.walk(root, followlinks=True):
             for f in files:
-                if f.endswith(engine.SUFFIX) or f.endswith(".ipadpt"):
+                if f.endswith(suffixes):
                     found.append(os.path.relpath(os.path.join(base, f), root).replace(os.sep, "/") + mark)
     return sorted(found)
 
@@ -104,7 +104,9 @@ class IPAKitLoadEmbeds:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"embeds": (embeds_files(), {"tooltip": "A *.embeds.safetensors file."})}}
+        # .ipadpt pickles are listed so that choosing one explains how to convert it
+        return {"required": {"embeds": (output_and_input_files((engine.SUFFIX, ".ipadpt")),
+                                        {"tooltip": "A *.embeds.safetensors file."})}}
 
     def load(self, embeds):
         return (engine.load(folder_paths.get_annotated_filepath(embeds)),)

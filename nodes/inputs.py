@@ -1,8 +1,9 @@
 """Input specs shared by the pack's nodes, declared once."""
 from ..ip_models.combine import COMBINE_METHODS
+from ..ip_models.face_analysis import FACE_CHOICES, MODEL_NAMES, PROVIDERS
 from ..ip_models.image_prep import CROP_POSITIONS, INTERPOLATIONS
 from ..ip_models.noise import NOISE_TYPES
-from ..ip_models.presets import PRESET_NAMES
+from ..ip_models.presets import FACEID_PRESET_NAMES, PRESET_NAMES
 from ..ip_models.scaling import SCALING_MODES
 from ..patching.frame_schedule import METHODS, TIMINGS
 from ..patching.weight_types import WEIGHT_TYPES
@@ -142,3 +143,39 @@ NOISE_BLUR = ("INT", {"default": 0, "min": 0, "max": 32, "step": 1, "tooltip": "
 NOISE_IMAGE = ("IMAGE", {"tooltip": "Optional image to add the noise to (default: black)."})
 NOISE_MASK = ("MASK", {"tooltip": "Optional: add noise only inside the mask."})
 NOISE_SEED = ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF, "tooltip": "Seed of the noise."})
+
+# --- FaceID -----------------------------------------------------------------------------------
+INSIGHTFACE_TYPE = "IPAKIT_INSIGHTFACE"
+FACES_TYPE = "IPAKIT_FACES"
+FACE_MODEL_NAME = (list(MODEL_NAMES), {"default": "buffalo_l", "tooltip":
+    "The insightface model in models/insightface/models/<name> (antelopev2 for Kolors FaceID). Never downloaded."})
+FACE_PROVIDER = (list(PROVIDERS), {"default": "CPU", "tooltip":
+    "Where insightface runs (ONNX Runtime); falls back to the CPU when the chosen one is not available."})
+INSIGHTFACE = (INSIGHTFACE_TYPE, {"tooltip": "From 'Load InsightFace (Kit)'."})
+FACE_CHOICE = (list(FACE_CHOICES), {"default": "largest", "tooltip":
+    "Which face of each reference image: the largest, the most confident, or the one at face_index."})
+FACE_INDEX = ("INT", {"default": 0, "min": 0, "max": 63, "tooltip":
+    "With 'index': which face, counted by detection score (0 = the most confident)."})
+SKIP_NO_FACE = ("BOOLEAN", {"default": False, "tooltip":
+    "Leave out reference images without a face instead of stopping (for batches and animations)."})
+CROP_SIZE = ("INT", {"default": 224, "min": 112, "max": 512, "step": 16, "tooltip":
+    "Size of the aligned face crop that FaceID-Plus gives the CLIP encoder (224 official; 336 for Kolors)."})
+FACES = (FACES_TYPE, {"tooltip": "Faces from 'Analyze Faces (Kit)' or 'Load Faces (Kit)'."})
+FACEID_V2_WEIGHT = ("FLOAT", {"default": 2.0, "min": -1.0, "max": 5.0, "step": 0.05, "tooltip":
+    "FaceID-Plus v2 and Kolors: the weight of the shortcut (the identity tokens kept besides the crop's features); "
+    "2 x the weight is the leading pack's choice."})
+LORA_STRENGTH = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.01, "tooltip":
+    "Strength of the LoRA inside FaceID and FaceID-Plus files, applied to the model through ComfyUI's patches "
+    "(1.0 as in the official code; the leading pack uses 0.6). 0 to use the companion *_lora.safetensors with "
+    "core's LoRA loader instead."})
+PLUS_VERSION = (["auto", "v1", "v2"], {"default": "auto", "tooltip":
+    "FaceID-Plus v1 and v2 files hold the same tensors: 'auto' goes by the file name (v2 for SDXL); v2 adds "
+    "the shortcut."})
+WEIGHT_KOLORS = ("FLOAT", {"default": 1.0, "min": -1.0, "max": 5.0, "step": 0.05, "tooltip":
+    "Kolors FaceID-Plus: scales the Kolors UNet's encoder_hid_proj output (keys and values together)."})
+FACES_PREFIX = ("STRING", {"default": "ipakit_faces", "tooltip": "File name prefix in the output folder."})
+FACEID_PRESET = (list(FACEID_PRESET_NAMES), {"default": "FACEID PLUS V2", "tooltip":
+    "Which FaceID adapter to load for the connected model; files are recognised by their weights."})
+LORA_SOURCE = (["inside the adapter", "companion file"], {"default": "inside the adapter", "tooltip":
+    "Apply the adapter file's own LoRA, or the companion *_lora.safetensors in models/loras whose weights "
+    "match it (through ComfyUI's LoRA loader)."})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import comfy.model_management as mm
 import comfy.model_patcher
@@ -30,6 +30,9 @@ class LoadedAdapter:
     name: str
     spec: AdapterSpec
     patcher: comfy.model_patcher.ModelPatcher
+    # FaceID: the file's own LoRA pairs ("{i}.to_q_lora.down.weight", ...), kept on the CPU
+    lora: dict = field(default_factory=dict, repr=False)
+    path: str = ""
 
     @property
     def model(self) -> IPAdapterModel:
@@ -54,4 +57,5 @@ def load_adapter(path: str) -> LoadedAdapter:
     patcher = patcher_class()(model, load_device=load_device, offload_device=mm.unet_offload_device())
     log.info("IPAdapter Kit: loaded %s as %s, %.1fM parameters, %s", name, spec.describe(),
              weights.num_parameters() / 1e6, dtype)
-    return LoadedAdapter(name, spec, patcher)
+    lora = {k: v for k, v in weights.ip_adapter.items() if "_lora." in k}
+    return LoadedAdapter(name, spec, patcher, lora, os.path.realpath(path))

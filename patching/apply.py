@@ -153,21 +153,27 @@ def plan_rules(controls: Controls, layers, family: str, weight: float, role: str
     return rules
 
 
-def make_plan(model, adapter: LoadedAdapter, layers, features: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-              controls: Controls, role: str | None = None) -> AdapterPlan | None:
-    """The plan for one adapter, or None when it would do nothing (then `features` is never called).
+def make_plan(model, adapter: LoadedAdapter, layers, features: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None,
+              controls: Controls, role: str | None = None,
+              tokens: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None) -> AdapterPlan | None:
+    """The plan for one adapter, or None when it would do nothing (then nothing is encoded).
 
-    `features()` gives the (cond, uncond) CLIP features, e.g. from `encode`.
+    `features()` gives the (cond, uncond) CLIP features, e.g. from `encode`; or `tokens()` gives
+    already projected (cond, uncond) tokens (FaceID).
     """
     controls.check()
     weight, frame_weights = _frame_weights(controls.weight)
     rules = plan_rules(controls, layers, adapter.spec.family, weight, role)
     if not rules or (frame_weights is not None and not frame_weights.any()):
         return None
-    cond, uncond = features()
+    if tokens is not None:
+        cond_tokens, uncond_tokens = tokens()
+    else:
+        cond, uncond = features()
+        cond_tokens = project(adapter, cond, controls.unfold_batch)
+        uncond_tokens = project(adapter, uncond, controls.unfold_batch)
     sigma_start, sigma_end = _sigma_window(model, controls.start_at, controls.end_at)
-    return AdapterPlan(adapter, project(adapter, cond, controls.unfold_batch),
-                       project(adapter, uncond, controls.unfold_batch), rules, frame_weights=frame_weights,
+    return AdapterPlan(adapter, cond_tokens, uncond_tokens, rules, frame_weights=frame_weights,
                        mask=check_mask(controls.attn_mask), sigma_start=sigma_start, sigma_end=sigma_end,
                        scaling=controls.embeds_scaling)
 

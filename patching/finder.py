@@ -9,7 +9,7 @@ from collections import OrderedDict
 import folder_paths
 
 from ..ip_models.identify import FileIdentity, identify_file
-from ..ip_models.presets import adapter_fits, need_for, rank
+from ..ip_models.presets import adapter_fits, face_adapter_fits, face_need_for, need_for, rank
 from ..ip_models.spec import FAMILIES, FAMILY_NAMES
 from .adapter_handle import load_adapter
 from .clip_loader import load_clip_vision
@@ -93,3 +93,54 @@ def cached_load(kind: str, path: str):
             _loaded.popitem(last=False)
     _loaded.move_to_end(key)
     return _loaded[key]
+
+
+def find_faceid_files(preset: str, family: str, layers=None) -> tuple[FileIdentity, FileIdentity | None]:
+    """(adapter, encoder or None) for a FaceID preset; FaceID-Plus also needs its CLIP encoder."""
+    need = face_need_for(preset, family)
+    adapters = scan(ADAPTER_FOLDER)
+    shape = None if layers is None else (tuple(l.key for l in layers), tuple(l.width for l in layers))
+    fitting = sorted((a for a in adapters if face_adapter_fits(need, family, a)
+                      and (shape is None or (a.spec.layer_keys, a.spec.layer_widths) == shape)),
+                     key=lambda a: rank(need, a.name))
+    if not fitting:
+        raise ModelNotFoundError(f"Preset '{preset}': no FaceID adapter in models/ipadapter has the layout it needs "
+                                 f"for {FAMILY_NAMES[family]}, e.g. {need.example}. Found there: {_listing(adapters)}. "
+                                 f"File names do not matter; the files are recognised by their weights.")
+    encoder = None
+    if need.encoder:
+        encoders = [e for e in scan(CLIP_FOLDER) if e.kind == "clip_vision" and e.encoder.name == need.encoder]
+        if not encoders:
+            raise ModelNotFoundError(f"Preset '{preset}': {fitting[0].name} also encodes the face crop with CLIP "
+                                     f"{need.encoder}, and models/clip_vision has none (e.g. "
+                                     f"CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors).")
+        encoder = sorted(encoders, key=lambda e: e.name.lower())[0]
+    return fitting[0], encoder
+
+
+def companion_lora(adapter, layers) -> str | None:
+    """The file in models/loras holding the same LoRA weights as the adapter's own (compared by content);
+    `layers`: the connected model's layer table (the LoRA's first layer names the key to compare)."""
+    import torch
+    from safetensors import safe_open
+
+    from ..ip_models.headers import read_shapes
+    probe = adapter.lora.get("0.to_q_lora.down.weight")
+    if probe is None:
+        return None
+    key = f"lora_unet_{layers[0].diffusers_name}.transformer_blocks.{layers[0].index}".replace(".", "_") + \
+        "_attn1_to_q.lora_down.weight"
+    for name in folder_paths.get_filename_list("loras"):
+        path = folder_paths.get_full_path("loras", name)
+        if not path or not path.endswith(".safetensors"):
+            continue
+        try:
+            if read_shapes(path).get(key) != tuple(probe.shape):
+                continue
+            with safe_open(path, framework="pt") as f:
+                if torch.allclose(f.get_tensor(key).float(), probe.float(), atol=1e-3):
+                    return path
+        except Exception:  # an unreadable file is simply not the companion
+            continue
+    return None
+

@@ -224,8 +224,68 @@ def tiled(Graph):
     return g
 
 
+FACEID_FILES = ("- `models/insightface/models/buffalo_l/`: insightface's buffalo_l (`pip install insightface onnxruntime`)\n")
+
+
+def faceid(Graph):
+    g = Graph("sd15_faceid")
+    g.note("## FaceID (SD1.5)\n\n**Analyze Faces (Kit)** finds the face in the reference (insightface) and gives its "
+           "identity embedding; **Apply FaceID (Kit)** turns it into identity tokens and applies the LoRA inside the "
+           "adapter file to the model (strength 1.0, as in the official code).\n\nModel files:\n\n"
+           f"- `models/checkpoints/`: `{SD15_CKPT}`\n- `models/ipadapter/`: `ip-adapter-faceid_sd15.bin`\n" + FACEID_FILES)
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    insightface = g.add("IPAKitInsightFaceLoader", model_name="buffalo_l", provider="CPU")
+    ref = g.add("LoadImage", "Face reference", image="face.png")
+    faces = g.add("IPAKitFaceAnalysis", insightface=insightface.out(), image=ref.out(), face="largest", face_index=0,
+                  skip_no_face=False, crop_size=224)
+    adapter = g.add("IPAKitAdapterLoader", adapter_name="ip-adapter-faceid_sd15.bin")
+    model = g.add("IPAKitApplyFaceID", model=ckpt.out(0), ipadapter=adapter.out(), faces=faces.out(0), weight=0.9,
+                  weight_faceidv2=1.8, weight_type="linear", combine_embeds="concat", start_at=0.0, end_at=1.0,
+                  embeds_scaling="V only", lora_strength=1.0, plus_version="auto")
+    g.add("PreviewImage", "The face that was found", images=faces.out(1))
+    _sampler(g, model.out(), ckpt.out(1), ckpt.out(2), "a portrait photograph, studio light", 512, "ipakit_faceid")
+    return g
+
+
+def faceid_plusv2(Graph):
+    g = Graph("sd15_faceid_plusv2")
+    g.note("## FaceID-PlusV2 with the unified loader (SD1.5)\n\n**IP-Adapter Unified Loader FaceID (Kit)** finds the "
+           "FaceID-PlusV2 adapter, its CLIP encoder and buffalo_l by what is inside the files, and applies the "
+           "adapter's LoRA. The faces are also saved (**Save Faces (Kit)**) so the workflow can be shared and rerun "
+           "without insightface.\n\nModel files:\n\n" + FILES.format(
+               ckpt=f"`{SD15_CKPT}`", adapters="`ip-adapter-faceid-plusv2_sd15.bin`") + FACEID_FILES)
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    loader = g.add("IPAKitUnifiedLoaderFaceID", model=ckpt.out(0), preset="FACEID PLUS V2", lora_strength=1.0,
+                   lora_source="inside the adapter", provider="CPU")
+    ref = g.add("LoadImage", "Face reference", image="face.png")
+    faces = g.add("IPAKitFaceAnalysis", insightface=loader.out(3), image=ref.out(), face="largest", face_index=0,
+                  skip_no_face=False, crop_size=224)
+    g.add("IPAKitSaveFaces", faces=faces.out(0), filename_prefix="ipakit_faces")
+    model = g.add("IPAKitApplyFaceID", model=loader.out(0), ipadapter=loader.out(1), faces=faces.out(0), weight=0.9,
+                  weight_faceidv2=1.8, weight_type="linear", combine_embeds="concat", start_at=0.0, end_at=1.0,
+                  embeds_scaling="V only", lora_strength=1.0, plus_version="auto", clip_vision=loader.out(2))
+    _sampler(g, model.out(), ckpt.out(1), ckpt.out(2), "a portrait photograph, studio light", 512,
+             "ipakit_faceid_plusv2")
+    return g
+
+
+def faceid_saved(Graph):
+    g = Graph("sd15_faceid_saved_faces")
+    g.note("## FaceID from saved faces (SD1.5)\n\n**Load Faces (Kit)** reads faces saved by **Save Faces (Kit)**: "
+           "no insightface is needed to run this.\n\nModel files:\n\n"
+           f"- `models/checkpoints/`: `{SD15_CKPT}`\n- `models/ipadapter/`: `ip-adapter-faceid_sd15.bin`\n")
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    faces = g.add("IPAKitLoadFaces", faces="my_face.faces.safetensors")
+    adapter = g.add("IPAKitAdapterLoader", adapter_name="ip-adapter-faceid_sd15.bin")
+    model = g.add("IPAKitApplyFaceID", model=ckpt.out(0), ipadapter=adapter.out(), faces=faces.out(0), weight=0.9,
+                  weight_faceidv2=1.8, weight_type="linear", combine_embeds="concat", start_at=0.0, end_at=1.0,
+                  embeds_scaling="V only", lora_strength=1.0, plus_version="auto")
+    _sampler(g, model.out(), ckpt.out(1), ckpt.out(2), "a portrait photograph, studio light", 512, "ipakit_faceid_saved")
+    return g
+
+
 WORKFLOWS = (style_transfer, style_composition, regions, stack_controlnet, animation, unified_loader, embeds_combine,
-             saved_embeds, tiled)
+             saved_embeds, tiled, faceid, faceid_plusv2, faceid_saved)
 
 
 def object_info():

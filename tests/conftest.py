@@ -108,4 +108,4 @@ def sd15_names():
     """Generated SD1.5 models (and a ControlNet) in the in-process host's models folder."""
     import folder_paths
     from support.host_models import prepare_models
-    return prepare_models(folder_paths.models_dir, which=("sd15", "controlnet"))
+    return prepare_models(folder_paths.models_dir, which=("sd15", "controlnet", "faceid"))

@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from comfyui_ipadapter_kit.ip_models import AdapterFileError, UnsupportedAdapterError, detect_spec, read_adapter_file
+from comfyui_ipadapter_kit.ip_models import AdapterFileError, detect_spec, read_adapter_file
 from support.checkpoints import VARIANT_INFO, VARIANTS, make_adapter_state_dict, save_adapter
 
 # Real layer counts (16 / 70) with narrow K/V rows: detection reads the count and the token width,
@@ -94,11 +94,11 @@ def test_unsupported_extension_is_refused(tmp_path):
         read_adapter_file(str(tmp_path / "adapter.onnx"))
 
 
-def test_faceid_is_reported_as_not_yet_supported(tmp_path):
+def test_a_faceid_mlp_file_is_detected_as_faceid(tmp_path):
     state = make_adapter_state_dict("sd15", SD15_WIDTHS[:2])
     state["image_proj"] = {"proj.0.weight": torch.zeros(1024, 512), "proj.0.bias": torch.zeros(1024),
                            "proj.2.weight": torch.zeros(3072, 1024), "proj.2.bias": torch.zeros(3072),
                            "norm.weight": torch.ones(768), "norm.bias": torch.zeros(768)}
     save_adapter(state, tmp_path / "ip-adapter-faceid_sd15.bin")
-    with pytest.raises(UnsupportedAdapterError, match="FaceID"):
-        detect_spec(read_adapter_file(str(tmp_path / "ip-adapter-faceid_sd15.bin")))
+    spec = detect_spec(read_adapter_file(str(tmp_path / "ip-adapter-faceid_sd15.bin")))
+    assert (spec.variant, spec.face, spec.num_tokens, spec.has_lora) == ("faceid_sd15", "mlp", 4, False)

@@ -15,7 +15,6 @@ from comfyui_ipadapter_kit.patching.encode import image_features
 from comfyui_ipadapter_kit.ip_models.adapter import IPAdapterModel
 import host
 from sampling import ksample
-from support.patches import first_plan
 
 
 @pytest.fixture(scope="module")

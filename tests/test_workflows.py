@@ -22,9 +22,10 @@ WORKFLOWS = host.REPO / "workflows"
 FILES = {"style_transfer": "sd15_style_transfer", "style_composition": "sdxl_style_composition",
          "regions": "sd15_regions", "stack_controlnet": "sd15_stack_controlnet",
          "animation": "sd15_animation_batch", "unified_loader": "sd15_unified_loader",
-         "embeds_combine": "sd15_embeds_combine", "saved_embeds": "sd15_saved_embeds", "tiled": "sd15_tiled"}
+         "embeds_combine": "sd15_embeds_combine", "saved_embeds": "sd15_saved_embeds", "tiled": "sd15_tiled",
+         "faceid": "sd15_faceid", "faceid_plusv2": "sd15_faceid_plusv2", "faceid_saved": "sd15_faceid_saved_faces"}
 APPLY_NODES = ("IPAKitApply", "IPAKitApplyAdvanced", "IPAKitStyleComposition", "IPAKitApplyRegions",
-               "IPAKitApplyBatch", "IPAKitApplyEmbeds", "IPAKitApplyTiled")
+               "IPAKitApplyBatch", "IPAKitApplyEmbeds", "IPAKitApplyTiled", "IPAKitApplyFaceID")
 
 
 def load(name: str, api: bool = False) -> dict:
@@ -58,7 +59,7 @@ def localized(api: dict, names: dict, size: int, steps: int = 2) -> dict:
             inputs["image"] = REFERENCE_IMAGE
         elif kind == "IPAKitAdapterLoader":
             original = inputs["adapter_name"]
-            inputs["adapter_name"] = names["sdxl_ipadapter" if sdxl else
+            inputs["adapter_name"] = names["sdxl_ipadapter" if sdxl else "faceid" if "faceid" in original else
                                            "ipadapter_plus" if "plus" in original else "ipadapter"]
         elif kind == "ControlNetLoader":
             inputs["control_net_name"] = names["controlnet"]
@@ -84,6 +85,16 @@ def save_reference_embeds(api: dict) -> None:
     features = torch.randn(1, 1024, generator=torch.Generator().manual_seed(9))
     embeds.save(embeds.Embeds(features, "image_embeds", "ViT-H-14", "sd15"),
                 str(Path(folder_paths.get_input_directory()) / name))
+
+
+def save_reference_faces(api: dict) -> None:
+    import folder_paths
+    import torch
+    from comfyui_ipadapter_kit.patching import faceid
+    name = next(n["inputs"]["faces"] for n in api.values() if n["class_type"] == "IPAKitLoadFaces")
+    gen = torch.Generator().manual_seed(10)
+    faces = faceid.Faces(torch.randn(1, 512, generator=gen) * 20, torch.rand(1, 224, 224, 3, generator=gen), (0,))
+    faceid.save_faces(faces, str(Path(folder_paths.get_input_directory()) / name))
 
 
 def images(paths) -> np.ndarray:
@@ -123,6 +134,8 @@ def test_each_feature_workflow_runs_and_its_adapters_change_the_picture(feature,
     api = localized(load(name, api=True), names, size)
     if feature == "saved_embeds":  # a shared embeddings file in input/, as a user would have it
         save_reference_embeds(api)
+    if feature == "faceid_saved":
+        save_reference_faces(api)
     if feature == "animation":  # 4 frames: the weights node lays out 4 frames for the 4 latents
         api = wf.set_inputs(api, "EmptyLatentImage", batch_size=4)
         api = wf.set_inputs(api, "IPAKitFrameWeights", frames=4)

@@ -43,15 +43,44 @@ VARIANT_INFO: dict[str, dict] = {
     "sdxl_plus_vit-h": _info("sdxl", "penultimate", "vit-h", 1280, "resampler", 16, **_SDXL_PLUS),
     "sdxl_plus-face_vit-h": _info("sdxl", "penultimate", "vit-h", 1280, "resampler", 16, **_SDXL_PLUS),
 }
+# FaceID (faceid.md): an MLP over the 512-wide face embedding, FaceID-Plus's perceiver over the face
+# crop's CLIP hidden states, Portrait unnorm's resampler over the raw embedding; LoRA inside where released.
+def _face(family, projection, tokens, lora, **extra):
+    cross = 768 if family == "sd15" else 2048
+    return {"family": family, "cross_dim": cross, "projection": projection, "tokens": tokens, "lora": lora,
+            "clip_input": "", "encoder": "", "feature_width": 512, **extra}
+
+
+_PLUS = dict(clip_input="penultimate", encoder="vit-h", clip_width=1280, depth=4, ff_mult=4)
+FACEID_INFO = {
+    "faceid_sd15": _face("sd15", "face-mlp", 4, True),
+    "faceid_sdxl": _face("sdxl", "face-mlp", 4, True),
+    "faceid-plus_sd15": _face("sd15", "face-plus", 4, True, **_PLUS),
+    "faceid-plusv2_sd15": _face("sd15", "face-plus", 4, True, **_PLUS),
+    "faceid-plusv2_sdxl": _face("sdxl", "face-plus", 4, True, **_PLUS),
+    "faceid-portrait_sd15": _face("sd15", "face-mlp", 16, False),
+    "faceid-portrait-v11_sd15": _face("sd15", "face-mlp", 16, False),
+    "faceid-portrait_sdxl": _face("sdxl", "face-mlp", 16, False),
+    "faceid-portrait-unnorm_sdxl": _face("sdxl", "resampler", 16, False, dim=1280, heads=20, depth=4, dim_head=64,
+                                         ff_mult=4, queries=16),
+}
+FACEID_VARIANTS = list(FACEID_INFO)
+
 # Beyond the core's ten: Kolors-IP-Adapter-Plus (CLIP ViT-L/14-336, resampler at 2048, 12 heads).
 VARIANT_INFO["kolors_plus"] = _info("sdxl", "penultimate", "vit-l", 1024, "resampler", 16,
                                     dim=2048, heads=12, depth=4, dim_head=64, ff_mult=4, queries=16)
+VARIANT_INFO.update(FACEID_INFO)
+# Kolors FaceID-Plus: 6 tokens 4096 wide (through the Kolors UNet's encoder_hid_proj), ViT-L/14-336 crops
+VARIANT_INFO["kolors_faceid-plus"] = {**_face("sdxl", "face-plus", 6, False, clip_input="penultimate",
+                                              encoder="vit-l", clip_width=1024, depth=4, ff_mult=4), "token_dim": 4096}
 
 
 def image_proj_shapes(variant: str) -> dict[str, tuple]:
     """Key -> shape of the released `image_proj` state dict of `variant`."""
     info = VARIANT_INFO[variant]
     cross, width = info["cross_dim"], info["feature_width"]
+    if info["projection"] in ("face-mlp", "face-plus"):
+        return _face_shapes(info)
     if info["projection"] == "plain":
         return {"proj.weight": (info["tokens"] * cross, width), "proj.bias": (info["tokens"] * cross,),
                 "norm.weight": (cross,), "norm.bias": (cross,)}
@@ -72,6 +101,36 @@ def image_proj_shapes(variant: str) -> dict[str, tuple]:
             p + "0.to_out.weight": (d, inner),
             p + "1.0.weight": (d,), p + "1.0.bias": (d,),
             p + "1.1.weight": (ff, d), p + "1.3.weight": (d, ff)})
+    return shapes
+
+
+def _face_shapes(info: dict) -> dict[str, tuple]:
+    dim = info.get("token_dim", info["cross_dim"])
+    shapes = {"proj.0.weight": (1024, 512), "proj.0.bias": (1024,), "proj.2.weight": (info["tokens"] * dim, 1024),
+              "proj.2.bias": (info["tokens"] * dim,), "norm.weight": (dim,), "norm.bias": (dim,)}
+    if info["projection"] == "face-mlp":
+        return shapes
+    p, inner, ff = "perceiver_resampler.", dim, info["ff_mult"] * dim  # heads = dim / 64, 64 wide
+    shapes.update({p + "proj_in.weight": (dim, info["clip_width"]), p + "proj_in.bias": (dim,),
+                   p + "proj_out.weight": (dim, dim), p + "proj_out.bias": (dim,),
+                   p + "norm_out.weight": (dim,), p + "norm_out.bias": (dim,)})
+    for n in range(info["depth"]):
+        q = f"{p}layers.{n}."
+        shapes.update({q + "0.norm1.weight": (dim,), q + "0.norm1.bias": (dim,), q + "0.norm2.weight": (dim,),
+                       q + "0.norm2.bias": (dim,), q + "0.to_q.weight": (inner, dim), q + "0.to_kv.weight": (2 * inner, dim),
+                       q + "0.to_out.weight": (dim, inner), q + "1.0.weight": (dim,), q + "1.0.bias": (dim,),
+                       q + "1.1.weight": (ff, dim), q + "1.3.weight": (dim, ff)})
+    return shapes
+
+
+def lora_shapes(layer_widths: list[int], cross: int, rank: int = 128) -> dict[str, tuple]:
+    """The LoRA pairs FaceID files carry on every attention processor (even: attn1, odd: attn2)."""
+    shapes = {}
+    for i, width in enumerate(layer_widths):
+        for proc, context in ((2 * i, width), (2 * i + 1, cross)):
+            for name, fan_in in (("to_q", width), ("to_k", context), ("to_v", context), ("to_out", width)):
+                shapes[f"{proc}.{name}_lora.down.weight"] = (rank, fan_in)
+                shapes[f"{proc}.{name}_lora.up.weight"] = (width, rank)
     return shapes
 
 
@@ -101,6 +160,9 @@ def make_adapter_state_dict(variant: str, layer_widths: list[int], seed: int = 0
         for kv in ("to_k_ip", "to_v_ip"):
             key = f"{2 * i + 1}.{kv}.weight"
             ip_adapter[key] = _random(key, (w, info["cross_dim"]), gen)
+    if info.get("lora"):
+        for key, shape in lora_shapes(layer_widths, info["cross_dim"]).items():
+            ip_adapter[key] = _random(key, shape, gen)
     return {"image_proj": image_proj, "ip_adapter": ip_adapter}
 
 

@@ -145,7 +145,8 @@ def load_adapter_into(diff_unet, adapter_state_dict: dict, scale):
         if isinstance(proc, IPAdapterAttnProcessor2_0):
             proc.scale = [scale]
             n += 1
-    assert n == len(adapter_state_dict["ip_adapter"]) // 2, "IP processors vs checkpoint layers"
+    assert n == sum(k.endswith(".to_k_ip.weight") for k in adapter_state_dict["ip_adapter"]), \
+        "IP processors vs checkpoint layers"
     return unet.eval()
 
 
@@ -202,3 +203,57 @@ def diffusers_unet_eps_multi(diff_unet, adapter_state_dicts: list, sample, times
         timestep = torch.tensor(timestep, dtype=torch.float32)
     return unet(sample.float(), timestep, encoder_hidden_states=text_context.float(),
                 added_cond_kwargs=added, cross_attention_kwargs=xattn).sample
+
+
+def _face_projection(diff_unet_or_module):
+    layers = diff_unet_or_module.encoder_hid_proj.image_projection_layers
+    return layers[0]
+
+
+@torch.no_grad()
+def diffusers_face_tokens(image_proj_sd: dict, faces: torch.Tensor, clip_hidden: torch.Tensor | None = None,
+                          shortcut: bool = False, shortcut_scale: float = 1.0) -> torch.Tensor:
+    """diffusers' FaceID projection of face embeddings [B, 512] (FaceID-Plus: with the crops' CLIP
+    hidden states [B, tokens, width], set from outside as diffusers requires)."""
+    proj = diffusers_projection(image_proj_sd)
+    if clip_hidden is not None:
+        proj.clip_embeds = clip_hidden.float()[:, None]
+        proj.shortcut, proj.shortcut_scale = shortcut, shortcut_scale
+    if "latents" in image_proj_sd:  # Portrait unnorm: a plus resampler over the raw embedding as one token
+        return proj(faces.float()[:, None])
+    return proj(faces.float())
+
+
+def faceid_lora_for_peft(adapter_state_dict: dict, diff_unet) -> dict:
+    """The checkpoint's own LoRA pairs in diffusers/PEFT names (processor i = i-th attention processor)."""
+    names = [n[: -len(".processor")] for n in diff_unet.attn_processors]
+    out = {}
+    for i, name in enumerate(names):
+        for source, target in (("to_q", "to_q"), ("to_k", "to_k"), ("to_v", "to_v"), ("to_out", "to_out.0")):
+            down = adapter_state_dict["ip_adapter"].get(f"{i}.{source}_lora.down.weight")
+            if down is not None:
+                out[f"{name}.{target}.lora_A.weight"] = down.float()
+                out[f"{name}.{target}.lora_B.weight"] = adapter_state_dict["ip_adapter"][f"{i}.{source}_lora.up.weight"].float()
+    return out
+
+
+@torch.no_grad()
+def diffusers_unet_eps_faceid(diff_unet, adapter_state_dict, sample, timestep, text_context, faces: torch.Tensor,
+                              scale, clip_hidden=None, shortcut=False, shortcut_scale=1.0, lora_strength=None,
+                              added_cond_kwargs=None) -> torch.Tensor:
+    """One diffusers UNet forward with a FaceID adapter (and, with lora_strength, its LoRA through PEFT).
+    faces: [B, 512] per batch entry (cond and uncond rows); clip_hidden likewise [B, tokens, width]."""
+    unet = load_adapter_into(diff_unet, adapter_state_dict, scale)
+    if lora_strength is not None:
+        unet.load_lora_adapter(faceid_lora_for_peft(adapter_state_dict, unet), prefix=None, adapter_name="faceid")
+        unet.set_adapters(["faceid"], [float(lora_strength)])
+    proj = _face_projection(unet)
+    if clip_hidden is not None:
+        proj.clip_embeds = clip_hidden.float()[:, None]
+        proj.shortcut, proj.shortcut_scale = shortcut, shortcut_scale
+    added = dict(added_cond_kwargs or {})
+    one_token = "latents" in adapter_state_dict["image_proj"]  # Portrait unnorm: the embedding as one token
+    added["image_embeds"] = [faces.float()[:, None, None] if one_token else faces.float()[:, None]]
+    if not torch.is_tensor(timestep):
+        timestep = torch.tensor(timestep, dtype=torch.float32)
+    return unet(sample.float(), timestep, encoder_hidden_states=text_context.float(), added_cond_kwargs=added).sample

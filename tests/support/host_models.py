@@ -49,6 +49,8 @@ SD15_ADAPTER = "ip-adapter_sd15.safetensors"
 SD15_PLUS_ADAPTER = "ip-adapter-plus_sd15.bin"
 SDXL_ADAPTER = "ip-adapter_sdxl_vit-h.safetensors"
 SD15_CONTROLNET = "ipakit-random-controlnet-sd15.safetensors"
+SD15_FACEID = "ip-adapter-faceid_sd15.bin"
+SD15_FACEID_PLUSV2 = "ip-adapter-faceid-plusv2_sd15.bin"
 
 # UNet configs in ComfyUI's own terms (what `detect_unet_config` reads back from the weights).
 SD15_UNET = dict(model_channels=320, context_dim=768, adm_in_channels=None, num_res_blocks=[2, 2, 2, 2],
@@ -264,10 +266,11 @@ def write_reference_image(input_dir, name: str = REFERENCE_IMAGE) -> Path:
 
 
 def prepare_models(models_dir, which=("sd15",), adapters: bool = True) -> dict[str, str]:
-    """Make the random models for `which` (subset of "sd15", "sdxl", "controlnet") appear in `models_dir`.
+    """Make the random models for `which` (subset of "sd15", "sdxl", "controlnet", "faceid") appear in `models_dir`.
 
     Returns the names the loader nodes take: `checkpoint` / `sdxl_checkpoint`, `clip_vision`,
-    `ipadapter`, `ipadapter_plus`, `sdxl_ipadapter`, `controlnet`. `adapters=False` skips the
+    `ipadapter`, `ipadapter_plus`, `sdxl_ipadapter`, `controlnet`, `faceid`, `faceid_plusv2` (with
+    models/insightface/models/buffalo_l). `adapters=False` skips the
     IP-Adapter files (for runs that only need the host's own nodes).
     """
     models = Path(models_dir)
@@ -281,6 +284,13 @@ def prepare_models(models_dir, which=("sd15",), adapters: bool = True) -> dict[s
             _link(_adapter("sd15", "sd15", SD15_ADAPTER), models / "ipadapter" / SD15_ADAPTER)
             _link(_adapter("sd15", "sd15_plus", SD15_PLUS_ADAPTER), models / "ipadapter" / SD15_PLUS_ADAPTER)
             names.update(ipadapter=SD15_ADAPTER, ipadapter_plus=SD15_PLUS_ADAPTER)
+    if "faceid" in which:  # FaceID adapters for the SD1.5 checkpoint, and insightface's buffalo_l (generated ONNX)
+        _link(_adapter("sd15", "faceid_sd15", SD15_FACEID), models / "ipadapter" / SD15_FACEID)
+        _link(_adapter("sd15", "faceid-plusv2_sd15", SD15_FACEID_PLUSV2), models / "ipadapter" / SD15_FACEID_PLUSV2)
+        from support.onnx_faces import make_model_folder
+        if not (models / "insightface" / "models" / "buffalo_l" / "2_rec.onnx").exists():
+            make_model_folder(models / "insightface")
+        names.update(faceid=SD15_FACEID, faceid_plusv2=SD15_FACEID_PLUSV2)
     if "controlnet" in which:
         _link(_build("controlnet"), models / "controlnet" / SD15_CONTROLNET)
         names["controlnet"] = SD15_CONTROLNET
