@@ -233,3 +233,22 @@ def test_the_unified_loader_loads_the_pair_and_passes_the_model_through(model_fo
     model, adapter, clip = NODES["IPAKitUnifiedLoader"]().load(sd15_model, "PLUS (high strength)")
     assert model is sd15_model and adapter.name == "renamed.bin" and adapter.spec.variant == "sd15_plus"
     assert clip.model.vision_model.post_layernorm.weight.shape[0] == 1280
+
+
+@pytest.mark.parametrize("variant", ["faceid_sd15", "faceid_sdxl", "faceid-plus_sd15", "faceid-plusv2_sdxl",
+                                     "faceid-portrait-v11_sd15", "faceid-portrait_sdxl", "faceid-portrait-unnorm_sdxl",
+                                     "kolors_faceid-plus"])
+def test_every_faceid_variant_is_identified_from_its_header(variant, tmp_path):
+    from support.checkpoints import _face_shapes, lora_shapes
+    info = VARIANT_INFO[variant]
+    shapes = real_adapter_shapes(variant)
+    if variant == "kolors_faceid-plus":  # the released perceiver: 4 layers, FF ratio 4
+        shapes["image_proj"] = _face_shapes({**info, "depth": 4, "ff_mult": 4})
+    if info["lora"]:
+        shapes["ip_adapter"].update(lora_shapes([l.width for l in real_layers(info["family"])], info["cross_dim"]))
+    name = {"faceid-plus_sd15": "ip-adapter-faceid-plus_sd15.bin",
+            "faceid-portrait-v11_sd15": "ip-adapter-faceid-portrait-v11_sd15.bin"}.get(variant, f"{variant}.bin")
+    write_shape_only_bin(shapes, tmp_path / name)
+    spec = identify_file(str(tmp_path / name)).spec
+    assert spec.variant == variant and spec.has_lora == info["lora"]
+    assert spec.face and (spec.encoder is None) == (info["projection"] != "face-plus")

@@ -70,9 +70,11 @@ FACEID_VARIANTS = list(FACEID_INFO)
 VARIANT_INFO["kolors_plus"] = _info("sdxl", "penultimate", "vit-l", 1024, "resampler", 16,
                                     dim=2048, heads=12, depth=4, dim_head=64, ff_mult=4, queries=16)
 VARIANT_INFO.update(FACEID_INFO)
-# Kolors FaceID-Plus: 6 tokens 4096 wide (through the Kolors UNet's encoder_hid_proj), ViT-L/14-336 crops
+# Kolors FaceID-Plus: 6 tokens 4096 wide (through the Kolors UNet's encoder_hid_proj), ViT-L/14-336 crops.
+# The released perceiver has 4 layers with FF ratio 4 (800M parameters); the tests use 1 layer, ratio 1:
+# what identifies it (4096-wide tokens over 2048-wide K/V) and everything it runs through stay the same.
 VARIANT_INFO["kolors_faceid-plus"] = {**_face("sdxl", "face-plus", 6, False, clip_input="penultimate",
-                                              encoder="vit-l", clip_width=1024, depth=4, ff_mult=4), "token_dim": 4096}
+                                              encoder="vit-l", clip_width=1024, depth=1, ff_mult=1), "token_dim": 4096}
 
 
 def image_proj_shapes(variant: str) -> dict[str, tuple]:
