@@ -106,7 +106,10 @@ def main():
         return stamps[1][0] - stamps[0][0], stamps[1][1] - stamps[0][1]
 
     def step_flops(model):
+        """FLOPs of one sampling step, the model loaded (and any LoRA merged) before counting."""
+        import comfy.model_management
         from torch.utils.flop_counter import FlopCounterMode
+        comfy.model_management.load_models_gpu([model])
         with FlopCounterMode(display=False) as counter:
             ksample(model, "sd15", steps=1, size=32)
         return counter.get_total_flops()

@@ -29,7 +29,7 @@ def apply_style_composition(model, adapter: LoadedAdapter, clip_vision, image_st
     layers = match_layers(model, adapter)
 
     def features(image):
-        return lambda: encode(adapter, clip_vision, image, image_negative, settings.combine_embeds)
+        return lambda: encode(adapter, clip_vision, image, image_negative, settings.combine_embeds, settings.unfold_batch)
     plans = [make_plan(model, adapter, layers, features(image_style), settings, role="style"),
              make_plan(model, adapter, layers, features(image_composition), settings, role="composition")]
     log.info("IPAdapter Kit: %s style & composition, style on %d layers, composition on %d", adapter.name,

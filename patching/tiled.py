@@ -29,8 +29,8 @@ def apply_tiled(model, adapter: LoadedAdapter, clip_vision, image: torch.Tensor,
     plans = []
     for tile, mask in zip(tiles, masks):
         def features(tile=tile):
-            out = encode(adapter, clip_vision, tile, image_negative, settings.combine_embeds,
-                         batch_size=encode_batch_size)
+            out = encode(adapter, clip_vision, tile, image_negative, settings.combine_embeds, settings.unfold_batch,
+                         encode_batch_size)
             bar.update(1)
             return out
         plans.append(make_plan(model, adapter, layers, features, replace(settings, attn_mask=mask[None])))

@@ -149,6 +149,24 @@ def test_sd15_workflow_over_http(object_info):
             missing = {n["type"] for n in ui["nodes"]} - set(served) - wf.UI_ONLY_TYPES
             assert not missing, f"{name}: missing nodes {missing}"
             assert wf.ui_to_api(ui, served) == wf.strip_meta(load_workflow(f"api/{name}.json")), name
+        compat = host.REPO / "tests" / "data" / "compat_workflows"  # the leading pack's ids, in its users' format
+        for path in sorted(compat.glob("*.json")):
+            ui = json.loads(path.read_text())
+            missing = {n["type"] for n in ui["nodes"]} - set(served) - wf.UI_ONLY_TYPES
+            assert not missing, f"{path.name}: missing nodes {missing}"
+            assert wf.ui_to_api(ui, served) == wf.strip_meta(json.loads((compat / "api" / path.name).read_text()))
+        interface = json.loads((host.REPO / "tests" / "data" / "ipadapter_plus_interface.json").read_text())["nodes"]
+        for node_id, theirs in interface.items():  # the served interface, field by field
+            ours = served[node_id]
+            for field in ("display_name", "category", "input_order", "output", "output_name", "output_is_list",
+                          "output_node"):
+                assert ours[field] == theirs[field], (node_id, field)
+            for section, specs in theirs["input"].items():
+                for name, spec in specs.items():
+                    got = ours["input"][section][name]
+                    options = {k: v for k, v in (got[1] if len(got) > 1 else {}).items() if k != "tooltip"}
+                    if spec[0] != []:  # file lists hold whatever the folder holds
+                        assert [got[0], *([options] if options else [])] == spec, (node_id, name)
         names = prepare_models(srv.models_dir, which=("sd15",))
         write_reference(srv.input_dir)
         api = load_workflow("api/sd15_image_prompt.json")

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import host
 from support import workflow_format as wf
-from support.host_models import REFERENCE_IMAGE, prepare_models
+from support.e2e_prompts import (images, linked_outputs_only, localized, save_reference_embeds, save_reference_faces,
+                                 without_adapters)
+from support.host_models import prepare_models
 
 sys.path.insert(0, str(host.REPO / "scripts"))
 import make_workflows  # noqa: E402
@@ -24,9 +24,6 @@ FILES = {"style_transfer": "sd15_style_transfer", "style_composition": "sdxl_sty
          "animation": "sd15_animation_batch", "unified_loader": "sd15_unified_loader",
          "embeds_combine": "sd15_embeds_combine", "saved_embeds": "sd15_saved_embeds", "tiled": "sd15_tiled",
          "faceid": "sd15_faceid", "faceid_plusv2": "sd15_faceid_plusv2", "faceid_saved": "sd15_faceid_saved_faces"}
-APPLY_NODES = ("IPAKitApply", "IPAKitApplyAdvanced", "IPAKitStyleComposition", "IPAKitApplyRegions",
-               "IPAKitApplyBatch", "IPAKitApplyEmbeds", "IPAKitApplyTiled", "IPAKitApplyFaceID")
-
 
 def load(name: str, api: bool = False) -> dict:
     return json.loads((WORKFLOWS / ("api" if api else "") / f"{name}.json").read_text())
@@ -43,71 +40,6 @@ def object_info(inproc, pack):
 def sdxl_names(inproc):
     import folder_paths
     return prepare_models(folder_paths.models_dir, which=("sdxl",))
-
-
-def localized(api: dict, names: dict, size: int, steps: int = 2) -> dict:
-    """The shipped prompt on the generated models: file names, a small size, few steps."""
-    sdxl = any("xl" in n["inputs"].get("ckpt_name", "") for n in api.values())
-    api = json.loads(json.dumps(api))
-    for node in api.values():
-        kind, inputs = node["class_type"], node["inputs"]
-        if kind == "CheckpointLoaderSimple":
-            inputs["ckpt_name"] = names["sdxl_checkpoint" if sdxl else "checkpoint"]
-        elif kind in ("CLIPVisionLoader", "IPAKitClipVisionLoader"):
-            inputs["clip_name"] = names["clip_vision"]
-        elif kind == "LoadImage":
-            inputs["image"] = REFERENCE_IMAGE
-        elif kind == "IPAKitAdapterLoader":
-            original = inputs["adapter_name"]
-            inputs["adapter_name"] = names["sdxl_ipadapter" if sdxl else "faceid" if "faceid" in original else
-                                           "ipadapter_plus" if "plus" in original else "ipadapter"]
-        elif kind == "ControlNetLoader":
-            inputs["control_net_name"] = names["controlnet"]
-        elif kind == "EmptyLatentImage":
-            inputs.update(width=size, height=size)
-        elif kind == "KSampler":
-            inputs["steps"] = steps
-    return api
-
-
-def without_adapters(api: dict) -> dict:
-    for kind in APPLY_NODES:
-        if any(n["class_type"] == kind for n in api.values()):
-            api = wf.without_node(api, kind)
-    return api
-
-
-def save_reference_embeds(api: dict) -> None:
-    import folder_paths
-    import torch
-    from comfyui_ipadapter_kit.patching import embeds
-    name = next(n["inputs"]["embeds"] for n in api.values() if n["class_type"] == "IPAKitLoadEmbeds")
-    features = torch.randn(1, 1024, generator=torch.Generator().manual_seed(9))
-    embeds.save(embeds.Embeds(features, "image_embeds", "ViT-H-14", "sd15"),
-                str(Path(folder_paths.get_input_directory()) / name))
-
-
-def save_reference_faces(api: dict) -> None:
-    import folder_paths
-    import torch
-    from comfyui_ipadapter_kit.patching import faceid
-    name = next(n["inputs"]["faces"] for n in api.values() if n["class_type"] == "IPAKitLoadFaces")
-    gen = torch.Generator().manual_seed(10)
-    faces = faceid.Faces(torch.randn(1, 512, generator=gen) * 20, torch.rand(1, 224, 224, 3, generator=gen), (0,))
-    faceid.save_faces(faces, str(Path(folder_paths.get_input_directory()) / name))
-
-
-def images(paths) -> np.ndarray:
-    return np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.float64) for p in paths])
-
-
-def linked_outputs_only(ui: dict) -> dict:
-    """An editor file without unconnected output slots: those follow the host's node definitions
-    (0.33's SaveImage gained a pass-through output) and the editor fills them in on load."""
-    ui = json.loads(json.dumps(ui))
-    for node in ui["nodes"]:
-        node["outputs"] = [o for o in node.get("outputs", []) if o["links"]]
-    return ui
 
 
 @pytest.mark.parametrize("name", FILES.values())
