@@ -88,8 +88,11 @@ def main():
         stacked = apply_adapter(stacked, adapter, clip, image.flip(1) if i else image, weight=0.7, attn_mask=mask)
     models["3 stacked, masked"] = stacked
     from comfyui_ipadapter_kit.patching.faceid import Faces, apply_faceid
-    face_adapter = load_adapter(str(save_adapter(make_adapter_state_dict("faceid-plusv2_sd15", widths),
-                                                 folder / "ip-adapter-faceid-plusv2_sd15.bin")))
+    face_state = make_adapter_state_dict("faceid-plusv2_sd15", widths)
+    # A trained LoRA is a small change of the weights; random rank-128 pairs at unit scale would replace them
+    # (and push activations into ranges that are slow on CPUs), which measures the weights, not the patch.
+    face_state["ip_adapter"] = {k: v * 0.02 if "_lora.up" in k else v for k, v in face_state["ip_adapter"].items()}
+    face_adapter = load_adapter(str(save_adapter(face_state, folder / "ip-adapter-faceid-plusv2_sd15.bin")))
     gen = torch.Generator().manual_seed(1)
     faces = Faces(torch.randn(1, 512, generator=gen) * 20, torch.rand(1, 224, 224, 3, generator=gen), (0,))
     models["FaceID-PlusV2 + LoRA"] = apply_faceid(unet, face_adapter, faces, clip, lora_strength=1.0)

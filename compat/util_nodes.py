@@ -1,5 +1,4 @@
 """ComfyUI_IPAdapter_plus's embeddings, image, weights and regional-parameters nodes on our engine."""
-import os
 from dataclasses import replace
 
 import folder_paths
@@ -7,7 +6,7 @@ import torch
 
 from ..ip_models.image_prep import prep_for_clip
 from ..ip_models.noise import make_noise
-from ..nodes.embeds import output_and_input_files
+from ..nodes.embeds import output_and_input_files, save_numbered
 from ..nodes.frame_weights import _outputs as weights_outputs
 from ..nodes.regions import IPAKitRegion
 from ..patching import embeds as engine
@@ -30,11 +29,8 @@ def _combine(embed1, method, **more):
 
 
 def _save(embeds, filename_prefix):
-    folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
-        filename_prefix, folder_paths.get_output_directory())
-    name = f"{filename}_{counter:05}_{engine.SUFFIX}"  # numbered: never overwrites (the original always did)
-    engine.save(embeds, os.path.join(folder, name))
-    return {"ui": {"embeds": [{"filename": name, "subfolder": subfolder, "type": "output"}]}}
+    # numbered: never overwrites (the original always wrote the same file)
+    return save_numbered(filename_prefix, engine.SUFFIX, "embeds", lambda path: engine.save(embeds, path))
 
 
 def _noise(type, strength, blur, image_optional=None):

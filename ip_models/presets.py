@@ -52,15 +52,19 @@ class PresetError(ValueError):
     pass
 
 
-def need_for(preset: str, family: str) -> Need:
-    if preset not in PRESETS:
-        raise PresetError(f"preset '{preset}' is not one of: {', '.join(PRESET_NAMES)}.")
-    need = PRESETS[preset].get(family)
+def _lookup(table: dict, preset: str, family: str):
+    if preset not in table:
+        raise PresetError(f"preset '{preset}' is not one of: {', '.join(table)}.")
+    need = table[preset].get(family)
     if need is None:
-        bases = " and ".join(FAMILY_NAMES[f] for f in PRESETS[preset])
+        bases = " and ".join(FAMILY_NAMES[f] for f in table[preset])
         raise PresetError(f"preset '{preset}' exists for {bases} only, but the model is {FAMILY_NAMES[family]}: "
                           f"pick another preset.")
     return need
+
+
+def need_for(preset: str, family: str) -> Need:
+    return _lookup(PRESETS, preset, family)
 
 
 def rank(need: Need, name: str) -> tuple[int, str]:
@@ -103,14 +107,7 @@ FACEID_PRESET_NAMES = tuple(FACEID_PRESETS)
 
 
 def face_need_for(preset: str, family: str) -> FaceNeed:
-    if preset not in FACEID_PRESETS:
-        raise PresetError(f"preset '{preset}' is not one of: {', '.join(FACEID_PRESET_NAMES)}.")
-    need = FACEID_PRESETS[preset].get(family)
-    if need is None:
-        bases = " and ".join(FAMILY_NAMES[f] for f in FACEID_PRESETS[preset])
-        raise PresetError(f"preset '{preset}' exists for {bases} only, but the model is {FAMILY_NAMES[family]}: "
-                          f"pick another preset.")
-    return need
+    return _lookup(FACEID_PRESETS, preset, family)
 
 
 def face_adapter_fits(need: FaceNeed, family: str, identity) -> bool:

@@ -76,11 +76,16 @@ class IPAKitSaveEmbeds:
         return {"required": {"embeds": inputs.EMBEDS, "filename_prefix": inputs.EMBEDS_PREFIX}}
 
     def save(self, embeds, filename_prefix):
-        folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, folder_paths.get_output_directory())
-        name = f"{filename}_{counter:05}_{engine.SUFFIX}"
-        engine.save(embeds, os.path.join(folder, name))
-        return {"ui": {"embeds": [{"filename": name, "subfolder": subfolder, "type": "output"}]}}
+        return save_numbered(filename_prefix, engine.SUFFIX, "embeds", lambda path: engine.save(embeds, path))
+
+
+def save_numbered(prefix: str, suffix: str, kind: str, write) -> dict:
+    """Write `<prefix>_<counter>_<suffix>` into the output folder with the next free counter (ComfyUI's
+    own numbering, so nothing is overwritten); returns the node's UI result."""
+    folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, folder_paths.get_output_directory())
+    name = f"{filename}_{counter:05}_{suffix}"
+    write(os.path.join(folder, name))
+    return {"ui": {kind: [{"filename": name, "subfolder": subfolder, "type": "output"}]}}
 
 
 def output_and_input_files(suffixes: tuple[str, ...]) -> list[str]:

@@ -1,14 +1,12 @@
 """FaceID nodes: insightface loading and face analysis, FaceID apply, faces saved for sharing, and the
 unified FaceID loader."""
-import os
-
 import folder_paths
 
 from ..patching import faceid as engine
 from ..patching.finder import cached_load, companion_lora, find_faceid_files, model_family
 from . import inputs
 from .apply import IPAKitApply
-from .embeds import output_and_input_files
+from .embeds import output_and_input_files, save_numbered
 
 # v1 and v2 files hold the same tensors: choosing the preset chooses the version
 FACEID_PLUS_VERSIONS = {"FACEID PLUS - SD1.5 only": "v1", "FACEID PLUS V2": "v2"}
@@ -88,11 +86,7 @@ class IPAKitSaveFaces:
         return {"required": {"faces": inputs.FACES, "filename_prefix": inputs.FACES_PREFIX}}
 
     def save(self, faces, filename_prefix):
-        folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, folder_paths.get_output_directory())
-        name = f"{filename}_{counter:05}_{engine.FACES_SUFFIX}"
-        engine.save_faces(faces, os.path.join(folder, name))
-        return {"ui": {"faces": [{"filename": name, "subfolder": subfolder, "type": "output"}]}}
+        return save_numbered(filename_prefix, engine.FACES_SUFFIX, "faces", lambda path: engine.save_faces(faces, path))
 
 
 class IPAKitLoadFaces:
