@@ -1,4 +1,5 @@
 """Regional image prompts: bundle (image, mask, weights, window) per region, combine, apply at once."""
+from ..patching.apply import check_mask
 from ..patching.compose import Region, apply_regions, mask_conditioning
 from . import inputs
 from .apply import COMMON, IPAKitApply
@@ -25,6 +26,7 @@ class IPAKitRegion:
 
     def region(self, image, image_weight, prompt_weight, weight_type, start_at, end_at, mask=None, positive=None,
                negative=None):
+        check_mask(mask, "mask")  # a bad mask is reported here, by this node, under its input's name
         region = Region(image, mask, image_weight, prompt_weight, weight_type, start_at, end_at)
         return ((region,), mask_conditioning(positive, mask, prompt_weight),
                 mask_conditioning(negative, mask, prompt_weight))

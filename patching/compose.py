@@ -14,6 +14,7 @@ import torch
 
 from .adapter_handle import LoadedAdapter
 from .apply import Controls, apply_plans, check_mask, encode, make_plan, match_layers
+from .plan import AdapterPlan
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,18 @@ def apply_style_composition(model, adapter: LoadedAdapter, clip_vision, image_st
 
     def features(image):
         return lambda: encode(adapter, clip_vision, image, image_negative, settings.combine_embeds, settings.unfold_batch)
-    plans = [make_plan(model, adapter, layers, features(image_style), settings, role="style"),
-             make_plan(model, adapter, layers, features(image_composition), settings, role="composition")]
+    plans = [named(make_plan(model, adapter, layers, features(image_style), settings, role="style"),
+                   image="image_style"),
+             named(make_plan(model, adapter, layers, features(image_composition), settings, role="composition"),
+                   image="image_composition")]
     log.info("IPAdapter Kit: %s style & composition, style on %d layers, composition on %d", adapter.name,
              *(len(p.layers) if p else 0 for p in plans))
     return apply_plans(model, plans)
+
+
+def named(plan: AdapterPlan | None, **inputs: str) -> AdapterPlan | None:
+    """The plan (if any) with its errors naming these node inputs."""
+    return None if plan is None else plan.named(**inputs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,11 +75,15 @@ def apply_regions(model, adapter: LoadedAdapter, clip_vision, regions, combine_e
     layers = match_layers(model, adapter)
     base = Controls(combine_embeds=combine_embeds, embeds_scaling=embeds_scaling)
     plans = []
-    for region in regions:
+    for number, region in enumerate(regions, 1):
+        # the region node's inputs, and which region, so an error points at the right node
+        which = f" (region {number} of {len(regions)})" if len(regions) > 1 else ""
         settings = replace(base, weight=region.image_weight, weight_type=region.weight_type,
-                           start_at=region.start_at, end_at=region.end_at, attn_mask=region.mask)
-        plans.append(make_plan(model, adapter, layers,
-                               lambda image=region.image: encode(adapter, clip_vision, image, image_negative,
-                                                                 combine_embeds), settings))
+                           start_at=region.start_at, end_at=region.end_at,
+                           attn_mask=check_mask(region.mask, "mask" + which))
+        plans.append(named(make_plan(model, adapter, layers,
+                                     lambda image=region.image: encode(adapter, clip_vision, image, image_negative,
+                                                                       combine_embeds), settings),
+                           image="image" + which, mask="mask" + which))
     log.info("IPAdapter Kit: %s on %d region(s)", adapter.name, sum(p is not None for p in plans))
     return apply_plans(model, plans)

@@ -15,7 +15,7 @@ number of frames.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import torch
@@ -32,26 +32,30 @@ class BatchMismatchError(ValueError):
     pass
 
 
-def frame_rows(count: int, frames, total: int, exact: bool, message: str) -> list[int] | None:
+def frame_rows(count: int, frames, total: int, exact: bool, message: str, name: str) -> list[int] | None:
     """Which of `count` per-frame rows each frame of the batch uses (None: one row for all).
 
     `frames` are the latent frames in this call (all of them, or a context window's), `total`
     the number of latent frames. Fewer rows than frames repeat the last one unless `exact`;
-    `message` (formatted with count and total) says what to give instead.
+    `message` (formatted with the input's `name`, count and total) says what to give instead.
     """
     if count == 1:
         return None
     if count > total or (exact and count != total):
-        raise BatchMismatchError(message.format(count=count, total=total))
+        raise BatchMismatchError(message.format(name=name, count=count, total=total))
     return [min(f, count - 1) for f in frames]
 
 
-IMAGES_PER_FRAME = ("{count} reference images for {total} latent frames: give one image, or up to one per "
+# The frame count is only known while sampling, so these are raised then; they name the node input
+# the rows came from (the plan's `inputs`), as the user sees it on the node.
+IMAGES_PER_FRAME = ("{name} has {count} images for {total} latent frames: give one image, or up to one per "
                     "latent frame (the last is repeated).")
-NEGATIVES_PER_FRAME = ("{count} negative images for {total} latent frames: give one, or up to one per "
+NEGATIVES_PER_FRAME = ("{name} has {count} images for {total} latent frames: give one, or up to one per "
                        "latent frame (the last is repeated).")
-MASKS_PER_FRAME = ("attn_mask has {count} masks but the latent batch has {total} images: give one mask, or one "
+MASKS_PER_FRAME = ("{name} has {count} masks but the latent batch has {total} images: give one mask, or one "
                    "per latent image.")
+# What the inputs are called on the apply nodes; Style & Composition and regions rename theirs.
+INPUT_NAMES = {"image": "image", "image_negative": "image_negative", "mask": "attn_mask"}
 
 
 @dataclass(eq=False)
@@ -65,6 +69,7 @@ class AdapterPlan:
     sigma_start: float = math.inf          # active while sigma_end <= sigma <= sigma_start
     sigma_end: float = -math.inf
     scaling: str = "V only"
+    inputs: Mapping[str, str] = field(default_factory=lambda: dict(INPUT_NAMES))  # for error messages
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -78,6 +83,13 @@ class AdapterPlan:
 
     def in_window(self, sigma: float) -> bool:
         return self.sigma_end <= sigma <= self.sigma_start
+
+    def named(self, **inputs: str) -> "AdapterPlan":
+        """This plan with its errors naming the given node inputs (keys of INPUT_NAMES), e.g. mask="mask"."""
+        unknown = set(inputs) - set(INPUT_NAMES)
+        if unknown:
+            raise KeyError(f"unknown plan inputs: {', '.join(sorted(unknown))}")
+        return replace(self, inputs={**self.inputs, **inputs}, _cache={})
 
     # --- what the patch looks up -----------------------------------------------------------
     def layer_inputs(self, layer_key: int, rule: LayerRule, positive: tuple[bool, ...], per_chunk: int,
@@ -128,8 +140,9 @@ class AdapterPlan:
 
     def _layer_inputs(self, layer_key, rule, positive, per_chunk, window, device, dtype):
         frames, total = self._frames(per_chunk, window)
-        rows = frame_rows(self.cond_tokens.shape[0], frames, total, False, IMAGES_PER_FRAME)
-        uncond_rows = frame_rows(self.uncond_tokens.shape[0], frames, total, False, NEGATIVES_PER_FRAME)
+        rows = frame_rows(self.cond_tokens.shape[0], frames, total, False, IMAGES_PER_FRAME, self.inputs["image"])
+        uncond_rows = frame_rows(self.uncond_tokens.shape[0], frames, total, False, NEGATIVES_PER_FRAME,
+                                 self.inputs["image_negative"])
         rows_key = (None if rows is None else tuple(rows), None if uncond_rows is None else tuple(uncond_rows))
         cond, uncond = self._lookup(("kv", layer_key, device, dtype), rows_key,
                                     lambda: self._kv(layer_key, rows, uncond_rows, device, dtype))
@@ -153,7 +166,7 @@ class AdapterPlan:
 
     def _token_mask(self, tokens, latent_hw, n_chunks, per_chunk, window, device, dtype):
         frames, total = self._frames(per_chunk, window)
-        rows = frame_rows(self.mask.shape[0], frames, total, True, MASKS_PER_FRAME)
+        rows = frame_rows(self.mask.shape[0], frames, total, True, MASKS_PER_FRAME, self.inputs["mask"])
         mask = self.mask if rows is None else self.mask[rows]
         grid = mask_to_tokens(mask.to(device), *latent_hw, tokens).to(dtype)
         grid = grid.expand(per_chunk, -1, -1) if grid.shape[0] == 1 else grid

@@ -51,7 +51,7 @@ def test_a_weight_list_of_zeros_costs_nothing(sd15_model, sd15_adapter, clip_vit
 
 def test_more_references_than_frames_is_refused_with_the_counts(sd15_model, sd15_adapter, clip_vit_h, frames):
     patched = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, frames, unfold_batch=True)
-    with pytest.raises(BatchMismatchError, match="4 reference images for 2 latent frames: give one image, or up to "
+    with pytest.raises(BatchMismatchError, match="^image has 4 images for 2 latent frames: give one image, or up to "
                                                  "one per latent frame"):
         ksample(patched, "sd15", batch=2)
 
@@ -59,7 +59,7 @@ def test_more_references_than_frames_is_refused_with_the_counts(sd15_model, sd15
 def test_masks_must_be_one_or_one_per_frame(sd15_model, sd15_adapter, clip_vit_h, frames):
     patched = apply_adapter(sd15_model, sd15_adapter, clip_vit_h, frames[:1], unfold_batch=True,
                             attn_mask=torch.ones(2, 8, 8))
-    with pytest.raises(BatchMismatchError, match="attn_mask has 2 masks but the latent batch has 3 images"):
+    with pytest.raises(BatchMismatchError, match="^attn_mask has 2 masks but the latent batch has 3 images"):
         ksample(patched, "sd15", batch=3)
 
 

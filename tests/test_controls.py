@@ -11,9 +11,8 @@ from comfyui_ipadapter_kit.ip_models.combine import combine_embeds
 from comfyui_ipadapter_kit.ip_models.scaling import scale_kv
 from comfyui_ipadapter_kit.patching.apply import apply_adapter, encode
 from comfyui_ipadapter_kit.patching.cross_attention import IPAttentionPatch
-from comfyui_ipadapter_kit.patching.plan import AdapterPlan
 from sampling import conditioning, guided_sample, ksample
-from support.patches import attn2_patches, count_attention_calls, first_plan
+from support.patches import attn2_patches, count_attention_calls, first_plan, record_layer_inputs
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +26,28 @@ def sd15_adapter(sd15_model, make_adapter):
 
 
 
+# Each guider hands the host's calc_cond_batch a list of conditionings; the host numbers each batch
+# chunk by its place in that list (`cond_or_uncond`). Where the positive one is, and how many chunks:
+POSITIVE_COND = {"cfg": (0, 2),        # [positive, negative]
+                 "dual_cfg": (2, 3),   # [negative, middle, positive]: positive last
+                 "perp_neg": (0, 3)}   # [positive, negative, empty]
 
 
-def capture_layer_inputs(monkeypatch):
-    seen = []
-    original = AdapterPlan.layer_inputs
-
-    def spy(self, layer_key, rule, positive, *args):
-        out = original(self, layer_key, rule, positive, *args)
-        seen.append((layer_key, rule, positive, out))
-        return out
-    monkeypatch.setattr(AdapterPlan, "layer_inputs", spy)
-    return seen
+def make_guider(kind, model, family):
+    pos, neg, mid = conditioning(family, 1), conditioning(family, 2), conditioning(family, 3)
+    if kind == "cfg":
+        guider = comfy.samplers.CFGGuider(model)
+        guider.set_conds(pos, neg)
+        guider.set_cfg(4.0)
+    elif kind == "dual_cfg":
+        guider = Guider_DualCFG(model)
+        guider.set_conds(pos, mid, neg)
+        guider.set_cfg(4.0, 2.0)
+    else:
+        guider = Guider_PerpNeg(model)
+        guider.set_conds(pos, neg, mid)
+        guider.set_cfg(4.0, 1.0)
+    return guider
 
 
 # --------------------------------------------------------------------------- weight types in the host
@@ -73,37 +82,37 @@ def test_weight_zero_through_the_weight_type_costs_nothing(sd15_model, sd15_adap
 
 
 # --------------------------------------------------------------------------- precise swaps
+@pytest.mark.parametrize("weight_type, boost, swapped_weights",
+                         [("style transfer precise", {"style_boost": 0.7}, {0.7}),
+                          ("composition precise", {"composition_boost": 0.7}, {0.7, 0.07})])
 @pytest.mark.parametrize("guider_kind", ["cfg", "dual_cfg", "perp_neg"])
-def test_precise_swaps_follow_the_positive_chunk_under_any_guider(guider_kind, sdxl_layout_model, xl_adapter,
-                                                                  clip_vit_h, reference_images, monkeypatch):
-    patched = apply_adapter(sdxl_layout_model, xl_adapter, clip_vit_h, reference_images[:1],
-                            weight_type="style transfer precise", style_boost=0.7)
+def test_precise_swaps_follow_the_positive_chunk_under_any_guider(guider_kind, weight_type, boost, swapped_weights,
+                                                                  sdxl_layout_model, xl_adapter, clip_vit_h,
+                                                                  reference_images, monkeypatch):
+    patched = apply_adapter(sdxl_layout_model, xl_adapter, clip_vit_h, reference_images[:1], weight=0.9,
+                            weight_type=weight_type, **boost)
     plan = first_plan(patched)
     swapped = {k for k, r in plan.layers.items() if r.swap}
     assert swapped and swapped != set(plan.layers)
-    seen = capture_layer_inputs(monkeypatch)
-    pos, neg, mid = conditioning("sdxl", 1), conditioning("sdxl", 2), conditioning("sdxl", 3)
-    if guider_kind == "cfg":
-        guider = comfy.samplers.CFGGuider(patched)
-        guider.set_conds(pos, neg)
-        guider.set_cfg(4.0)
-    elif guider_kind == "dual_cfg":
-        guider = Guider_DualCFG(patched)  # sends [negative, middle, positive]
-        guider.set_conds(pos, mid, neg)
-        guider.set_cfg(4.0, 2.0)
-    else:
-        guider = Guider_PerpNeg(patched)  # sends [positive, negative, empty]
-        guider.set_conds(pos, neg, mid)
-        guider.set_cfg(4.0, 1.0)
-    guided_sample(guider, patched, steps=1)
-    assert {key for key, _, _, _ in seen} == set(plan.layers)
-    for key, rule, positive, (k, v, factor) in seen:
-        assert sum(positive) == 1  # exactly one chunk carries the positive conditioning
-        for is_positive, chunk in zip(positive, k.chunk(len(positive))):
-            if rule.swap:  # nothing on the positive side, the image (weighted by the boost) elsewhere
-                assert (chunk == 0).all() == is_positive and rule.weight == pytest.approx(0.7)
-            else:
-                assert not (chunk == 0).all()
+    assert {round(r.weight, 6) for r in plan.layers.values() if r.swap} == swapped_weights
+    seen = record_layer_inputs(monkeypatch)
+    guided_sample(make_guider(guider_kind, patched, "sdxl"), patched, steps=1)
+    assert {call["key"] for call in seen} == set(plan.layers)
+    positive_cond, chunks = POSITIVE_COND[guider_kind]
+    for call in seen:
+        # the real positive chunk: where the host put the guider's positive conditioning
+        assert len(call["cond_or_uncond"]) == chunks  # every conditioning batched in one call
+        at = call["cond_or_uncond"].index(positive_cond)
+        assert call["positive"] == tuple(i == at for i in range(chunks))
+        k_cond, k_uncond = xl_adapter.model.image_kv(call["key"], torch.cat((plan.cond_tokens, plan.uncond_tokens)))[0]
+        k, _, factor = call["out"]
+        for i, chunk in enumerate(k.chunk(chunks)):
+            if call["rule"].swap:  # nothing on the positive chunk, the image on every other one
+                expected = torch.zeros_like(k_cond) if i == at else k_cond
+            else:  # the image on the positive chunk, the unconditional tokens elsewhere
+                expected = k_cond if i == at else k_uncond
+            assert torch.allclose(chunk[0], expected, atol=1e-6), (call["key"], i, at)
+        assert factor == call["rule"].weight  # V only: the layer's weight (the boost where swapped)
 
 
 def test_the_swapped_side_gets_the_image_tokens(sdxl_layout_model, xl_adapter, clip_vit_h, reference_images):

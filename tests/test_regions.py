@@ -3,11 +3,15 @@ import pytest
 import torch
 
 import comfy.sample
+import comfy.samplers
+from comfy_extras.nodes_perpneg import Guider_PerpNeg
 
 from comfyui_ipadapter_kit.nodes import NODE_CLASS_MAPPINGS as NODES
+from comfyui_ipadapter_kit.patching.apply import apply_adapter
 from comfyui_ipadapter_kit.patching.compose import Region, apply_regions
-from comfyui_ipadapter_kit.patching.plan import AdapterPlan
+from comfyui_ipadapter_kit.patching.plan import AdapterPlan, BatchMismatchError
 from sampling import conditioning
+from support.patches import record_layer_inputs
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +28,21 @@ def halves(direction: str, h: int = 60, w: int = 100):
     return first, 1 - first
 
 
-def sample(model, latent_hw, seed=0):
-    noise = torch.randn(1, 4, *latent_hw, generator=torch.Generator().manual_seed(seed))
+def sample(model, latent_hw, seed=0, frames=1):
+    noise = torch.randn(frames, 4, *latent_hw, generator=torch.Generator().manual_seed(seed))
     return comfy.sample.sample(model, noise, 2, 5.0, "euler", "normal", conditioning("sd15", 1),
                                conditioning("sd15", 2), torch.zeros_like(noise), seed=seed, disable_pbar=True)
+
+
+def perp_neg_sample(model, frames, seed=0):
+    """Two steps under PerpNeg, which batches three chunks: positive, negative, empty."""
+    guider = Guider_PerpNeg(model)
+    guider.set_conds(conditioning("sd15", 1), conditioning("sd15", 2), conditioning("sd15", 3))
+    guider.set_cfg(4.0, 1.0)
+    noise = torch.randn(frames, 4, 6, 10, generator=torch.Generator().manual_seed(seed))
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 2)
+    return guider.sample(noise, torch.zeros_like(noise), comfy.samplers.sampler_object("euler"), sigmas,
+                         disable_pbar=True, seed=seed)
 
 
 @pytest.mark.parametrize("latent_hw", [(6, 10), (10, 6), (7, 5)])
@@ -108,3 +123,62 @@ def test_combine_regions_keeps_every_region_in_order(reference_images):
 def test_an_empty_region_list_is_refused(sd15_model, sd15_adapter, clip_vit_h):
     with pytest.raises(ValueError, match="regions input is empty: connect at least one 'IP-Adapter Region"):
         apply_regions(sd15_model, sd15_adapter, clip_vit_h, ())
+
+
+def test_a_masked_region_and_per_frame_weights_hold_under_a_three_chunk_guider(sd15_model, sd15_adapter, clip_vit_h,
+                                                                               reference_images, monkeypatch):
+    left, right = halves("left/right")
+    regional = apply_regions(sd15_model, sd15_adapter, clip_vit_h,
+                             (Region(reference_images[:1], left, image_weight=0.8),
+                              Region(reference_images[1:2], right, image_weight=0.6)))
+    frame_masks = torch.stack((halves("top/bottom")[0][0], torch.ones(60, 100)))  # one mask per frame
+    patched = apply_adapter(regional, sd15_adapter, clip_vit_h, reference_images[1:3], weight=[1.0, 0.4],
+                            unfold_batch=True, attn_mask=frame_masks)
+    seen = record_layer_inputs(monkeypatch)
+    masks = []
+    original = AdapterPlan.token_mask
+
+    def spy(self, *args):
+        grid = original(self, *args)
+        masks.append((self, grid))
+        return grid
+    monkeypatch.setattr(AdapterPlan, "token_mask", spy)
+    out = perp_neg_sample(patched, frames=2)
+    assert torch.isfinite(out).all() and not torch.equal(out, perp_neg_sample(sd15_model, frames=2))
+    per_frame = next(p for p in (call["plan"] for call in seen) if p.frame_weights is not None)
+    assert len({id(call["plan"]) for call in seen}) == 3  # both regions and the per-frame adapter ran
+    for call in seen:
+        assert len(call["cond_or_uncond"]) == 3  # PerpNeg: positive, negative, empty in one batch
+        at = call["cond_or_uncond"].index(0)     # where the host put the positive conditioning
+        assert call["positive"] == tuple(i == at for i in range(3))
+        k, _, factor = call["out"]
+        assert k.shape[0] == 6  # 3 chunks of 2 frames
+        if call["plan"] is per_frame:  # frame i's image and weight i on every chunk
+            assert factor.flatten().tolist() == pytest.approx([1.0, 0.4] * 3)
+            k_images = sd15_adapter.model.image_kv(call["key"], per_frame.cond_tokens)[0]
+            assert torch.allclose(k[2 * at:2 * at + 2], k_images, atol=1e-6)
+        else:
+            assert factor == call["rule"].weight
+    for plan, grid in masks:
+        assert grid.shape[0] == 6
+        chunks = grid.chunk(3)
+        assert all(torch.equal(c, chunks[0]) for c in chunks)  # the same mask on every chunk
+        if plan is per_frame:  # frame 0 the top half, frame 1 everywhere
+            assert chunks[0][1].min() == 1 and chunks[0][0].min() == 0 and chunks[0][0].max() == 1
+        else:
+            assert torch.equal(chunks[0][0], chunks[0][1]) and 0 < chunks[0].mean() < 1
+
+
+def test_a_bad_region_mask_is_reported_under_the_mask_input(sd15_model, sd15_adapter, clip_vit_h, reference_images):
+    with pytest.raises(ValueError, match=r"^mask must be a MASK \[batch, height, width\]; got shape \(1, 1, 8, 8\)"):
+        NODES["IPAKitRegion"]().region(reference_images[:1], 1.0, 1.0, "linear", 0.0, 1.0,
+                                       mask=torch.ones(1, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"^mask \(region 2 of 2\) must be a MASK"):
+        apply_regions(sd15_model, sd15_adapter, clip_vit_h,
+                      (Region(reference_images[:1]), Region(reference_images[1:2], torch.ones(1, 1, 8, 8))))
+    patched = apply_regions(sd15_model, sd15_adapter, clip_vit_h,
+                            (Region(reference_images[:1], torch.ones(1, 8, 8)),
+                             Region(reference_images[1:2], torch.ones(3, 8, 8))))
+    with pytest.raises(BatchMismatchError, match=r"^mask \(region 2 of 2\) has 3 masks but the latent batch has 2 "
+                                                 r"images: give one mask, or one per latent image"):
+        sample(patched, (8, 8), frames=2)

@@ -9,15 +9,42 @@ from comfyui_ipadapter_kit.patching.layers import cross_attention_layers, transf
 from support import controls_doc
 from support.layouts import real_layers
 
-# The leading pack's tables, as published: t -> value (curves: factor of w; styles: monomials).
+# The leading pack's curve tables, as published (ipadapter-plus-behaviour.md, section 3): t -> factor of w.
 EASE = {
     "sd15": {"ease in": [1, .9406, .8812, .8219, .7625, .7031, .6438, .5844, .525, .4656, .4062, .3469, .2875,
                          .2281, .1688, .1094],
+             "ease out": [.05, .1094, .1688, .2281, .2875, .3469, .4062, .4656, .525, .5844, .6438, .7031, .7625,
+                          .8219, .8812, .9406],
              "ease in-out": [.05, .1688, .2875, .4062, .525, .6438, .7625, .8812, 1, .8812, .7625, .6438, .525,
-                             .4062, .2875, .1688]},
-    "sdxl": {"ease out": [.05, .1364, .2227, .3091, .3955, .4818, .5682, .6545, .7409, .8273, .9136],
+                             .4062, .2875, .1688],
+             "reverse in-out": [1, .8812, .7625, .6438, .525, .4062, .2875, .1688, .05, .1688, .2875, .4062, .525,
+                                .6438, .7625, .8812]},
+    "sdxl": {"ease in": [1, .9136, .8273, .7409, .6545, .5682, .4818, .3955, .3091, .2227, .1364],
+             "ease out": [.05, .1364, .2227, .3091, .3955, .4818, .5682, .6545, .7409, .8273, .9136],
+             "ease in-out": [.05, .2227, .3955, .5682, .7409, .9136, .9136, .7409, .5682, .3955, .2227],
              "reverse in-out": [1, .8273, .6545, .4818, .3091, .1364, .1364, .3091, .4818, .6545, .8273]},
 }
+# The block kind of each t (same section: SD1.5 input 1..8, middle, output 3..11; SDXL input 4..8,
+# middle, output 0..5).
+KINDS = {"sd15": ["input"] * 6 + ["middle"] + ["output"] * 9,
+         "sdxl": ["input"] * 4 + ["middle"] + ["output"] * 6}
+BLOCK_TYPES = ["weak input", "weak output", "weak middle", "strong input", "strong output", "strong middle"]
+
+
+def published_factor(name: str, t: int, family: str) -> float:
+    """The factor of w at t, from the facts' formulas (not the engine's): curves over L layers; weak X
+    = 0.2 on blocks of kind X; strong X = 0.2 on the other kinds (the middle block really patched)."""
+    count, kind = len(KINDS[family]), KINDS[family][t]
+    half = count / 2
+    curves = {"linear": 1.0, "ease in": 0.05 + 0.95 * (1 - t / count), "ease out": 0.05 + 0.95 * t / count,
+              "ease in-out": 0.05 + 0.95 * (1 - abs(t - half) / half),
+              "reverse in-out": 0.05 + 0.95 * abs(t - half) / half}
+    if name in curves:
+        return curves[name]
+    strength, target = name.split(" ")
+    return 0.2 if (kind == target) == (strength == "weak") else 1.0
+
+
 # rows: t range -> cells for (style transfer, composition, strong style transfer, style and composition,
 # strong style and composition, style transfer precise, composition precise)
 STYLE_TABLES = {
@@ -38,14 +65,6 @@ CHECKPOINT_BLOCKS = {  # ipadapter-checkpoints.md: first key of each ComfyUI blo
     "sdxl": {1: ("input", 4), 5: ("input", 5), 9: ("input", 7), 29: ("input", 8), 49: ("output", 0),
              69: ("output", 1), 109: ("output", 3), 117: ("output", 5), 121: ("middle", 0)},
 }
-
-
-def factors_by_t(rules, layers):
-    out = {}
-    for layer in layers:
-        rule = rules.get(layer.key)
-        out.setdefault(layer.transformer_index, set()).add(None if rule is None else round(rule.weight, 4))
-    return out
 
 
 @pytest.mark.parametrize("family, count, transformers", [("sd15", 16, 16), ("sdxl", 70, 11)])
@@ -76,15 +95,35 @@ def test_transformer_index_is_the_one_the_host_passes_to_each_layer(sd15_model, 
     assert seen == {l.key: (l.transformer_index, l.block) for l in layers}
 
 
-@pytest.mark.parametrize("family", ["sd15", "sdxl"])
-def test_curves_match_the_leading_packs_table(family):
+def engine_factors(name, family, weight=1.0):
+    """t -> the weight the engine gives every layer of that t (one value per t, checked)."""
     layers = real_layers(family)
-    for name, values in EASE[family].items():
-        got = factors_by_t(wt.layer_rules(name, layers, family, weight=1.0), layers)
-        assert got == {t: {v} for t, v in enumerate(values)}, name
-        doubled = wt.layer_rules(name, layers, family, weight=2.0)
-        assert all(doubled[k].weight == pytest.approx(2 * r.weight)
-                   for k, r in wt.layer_rules(name, layers, family).items())
+    rules = wt.layer_rules(name, layers, family, weight=weight)
+    by_t = {}
+    for layer in layers:
+        assert KINDS[family][layer.transformer_index] == layer.kind  # the facts' t -> block kind
+        by_t.setdefault(layer.transformer_index, set()).add(rules[layer.key].weight)
+    assert all(len(values) == 1 for values in by_t.values()), name
+    return [by_t[t].pop() for t in range(len(by_t))]
+
+
+@pytest.mark.parametrize("name", ["ease in", "ease out", "ease in-out", "reverse in-out"])
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_curves_match_the_leading_packs_table(family, name):
+    got = engine_factors(name, family)
+    expected = [published_factor(name, t, family) for t in range(len(KINDS[family]))]
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert got == pytest.approx(EASE[family][name], abs=6e-5)  # the published table, to its 4 decimals
+    doubled = engine_factors(name, family, weight=2.0)
+    assert doubled == pytest.approx([2 * v for v in got])
+
+
+@pytest.mark.parametrize("name", ["linear", *BLOCK_TYPES])
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_linear_and_block_types_match_the_leading_packs_factors(family, name):
+    got = engine_factors(name, family, weight=1.5)
+    assert got == pytest.approx([1.5 * published_factor(name, t, family) for t in range(len(KINDS[family]))],
+                                abs=1e-12)
 
 
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
