@@ -2,8 +2,12 @@
 
 `.safetensors` files start with a JSON header (8-byte length, then dtype/shape/offsets per key),
 so identifying one costs a few kilobytes of reading whatever its size. Pickled `.bin`/`.pt` files
-are opened once with `weights_only=True` onto the meta device (storages are never materialised).
-Both are cached by path, size and modification time, so a folder is scanned once per change.
+(torch's zip format, what `torch.save` has written since PyTorch 1.6) are opened with
+`weights_only=True`, `mmap=True` and `map_location="meta"`: the pickle (key names, shapes) is read,
+the tensor data is only mapped, never read, and every tensor comes back on the meta device. Without
+`mmap`, PyTorch releases before 2.10 read each storage's bytes into memory before moving it to
+the meta device. Legacy (pre-1.6, non-zip) pickles cannot be mapped and are read whole. Both kinds
+are cached by path, size and modification time, so a folder is scanned once per change.
 """
 from __future__ import annotations
 
@@ -47,9 +51,17 @@ def _flatten(obj, prefix: str, out: dict) -> None:
             _flatten(v, f"{prefix}{k}.", out)
 
 
+def _is_zip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
 def _pickle_shapes(path: str) -> dict[str, tuple]:
     try:
-        state = torch.load(path, map_location="meta", weights_only=True)
+        if _is_zip(path):  # mapped: the storages' bytes are never read
+            state = torch.load(path, map_location="meta", weights_only=True, mmap=True)
+        else:  # a legacy pickle stores tensor data inline: it has to be read
+            state = torch.load(path, map_location="meta", weights_only=True)
     except Exception as exc:  # a pickle with code, or not a torch file
         raise HeaderError(f"{os.path.basename(path)} could not be read as a weights-only PyTorch file ({exc}).") from exc
     out: dict[str, tuple] = {}

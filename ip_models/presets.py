@@ -47,6 +47,25 @@ PRESETS: dict[str, dict[str, Need]] = {
 }
 PRESET_NAMES = tuple(PRESETS)
 
+# Released files by layout (family, projection, encoder): any of them satisfies a preset asking for that
+# layout, whatever it is called now (the weights cannot tell these apart; names only order candidates).
+_B = " (or .bin)"
+RELEASED: dict[tuple[str, str, str], tuple[str, ...]] = {
+    ("sd15", "linear", H): ("ip-adapter_sd15.safetensors" + _B, "ip-adapter_sd15_light.safetensors",
+                            "ip-adapter_sd15_light_v11.bin"),
+    ("sd15", "linear", G): ("ip-adapter_sd15_vit-G.safetensors" + _B,),
+    ("sd15", "resampler", H): ("ip-adapter-plus_sd15.safetensors" + _B, "ip-adapter-plus-face_sd15.safetensors" + _B,
+                               "ip_plus_composition_sd15.safetensors"),
+    ("sd15", "mlp", H): ("ip-adapter-full-face_sd15.safetensors" + _B,),
+    ("sdxl", "linear", H): ("ip-adapter_sdxl_vit-h.safetensors" + _B,),
+    ("sdxl", "linear", G): ("ip-adapter_sdxl.safetensors" + _B,
+                            "a community ViT-bigG 4-token SDXL adapter (e.g. noobIPAMARK1_mark1.safetensors)"),
+    ("sdxl", "resampler", H): ("ip-adapter-plus_sdxl_vit-h.safetensors" + _B,
+                               "ip-adapter-plus-face_sdxl_vit-h.safetensors" + _B, "ip_plus_composition_sdxl.safetensors"),
+    ("sdxl", "resampler", L336): ("ip_adapter_plus_general.bin (Kolors-IP-Adapter-Plus)",
+                                  "Kolors-IP-Adapter-Plus.safetensors"),
+}
+
 
 class PresetError(ValueError):
     pass
@@ -65,6 +84,13 @@ def _lookup(table: dict, preset: str, family: str):
 
 def need_for(preset: str, family: str) -> Need:
     return _lookup(PRESETS, preset, family)
+
+
+def satisfying_files(need: Need, family: str) -> tuple[str, ...]:
+    """Every released file (by its usual name) whose layout satisfies `need` on a `family` model, the ones
+    the preset ranks first leading (e.g. PLUS: plus before plus-face and composition, which also fit)."""
+    names = RELEASED.get((family, need.projection, need.encoder), ())
+    return tuple(sorted(names, key=lambda name: rank(need, name)[0])) or (need.example,)
 
 
 def rank(need: Need, name: str) -> tuple[int, str]:

@@ -30,7 +30,7 @@ class IPAKitClipVisionLoader:
 class IPAKitUnifiedLoader:
     DESCRIPTION = ("Finds the adapter and CLIP encoder for a preset by looking inside the files (headers only), "
                    "never at their names, for the connected model's base (SD1.5 or SDXL). When something is "
-                   "missing, the error lists what was found and which file would do.")
+                   "missing, the error lists what was found and every file that would do.")
     CATEGORY = inputs.CATEGORY
     RETURN_TYPES = ("MODEL", inputs.ADAPTER_TYPE, "CLIP_VISION")
     RETURN_NAMES = ("model", "ipadapter", "clip_vision")

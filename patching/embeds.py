@@ -79,14 +79,36 @@ def save(embeds: Embeds, path: str) -> None:
     save_file({"embeds": embeds.features.detach().to("cpu").contiguous()}, path, metadata=meta)
 
 
+def _pickle_refused(path: str) -> EmbedsError:
+    name = os.path.basename(path)
+    return EmbedsError(f"{name} is a pickle (the .ipadpt format of ComfyUI_IPAdapter_plus) and is never unpickled "
+                       f"here. Convert it once, reading tensors only: {CONVERTER} \"{path}\" (writes "
+                       f"{os.path.splitext(name)[0]}{SUFFIX} beside it).")
+
+
+def _is_pickle(path: str) -> bool:
+    """torch.save's zip container, or a bare pickle (protocols 2 to 5 start with 0x80 and the protocol),
+    and not a .safetensors file (an 8-byte header length, then the JSON header)."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    size = os.path.getsize(path)
+    if len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size:
+        return False
+    if head[:4] == b"PK\x03\x04":
+        return True
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
 def load(path: str) -> Embeds:
     name = os.path.basename(path)
-    if not name.endswith(".safetensors"):
-        raise EmbedsError(f"{name} is a pickle (the .ipadpt format of ComfyUI_IPAdapter_plus) and is never unpickled "
-                          f"here. Convert it once, reading tensors only: {CONVERTER} \"{path}\" (writes "
-                          f"{os.path.splitext(name)[0]}{SUFFIX} beside it).")
+    if not name.endswith(".safetensors") or _is_pickle(path):  # a renamed pickle is still a pickle
+        raise _pickle_refused(path)
     from safetensors import safe_open
-    with safe_open(path, framework="pt") as f:
+    try:
+        f = safe_open(path, framework="pt")
+    except Exception as exc:  # safetensors' own error types differ between versions
+        raise EmbedsError(f"{name} is not a readable .safetensors file ({exc}).") from exc
+    with f:
         meta = f.metadata() or {}
         if meta.get("format") != FORMAT or "embeds" not in f.keys():
             raise EmbedsError(f"{name} is not an embeddings file saved by 'Save Embeds (Kit)' (no '{FORMAT}' metadata).")

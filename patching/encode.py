@@ -5,8 +5,10 @@ Features are cached by image content, so changing a weight or a window never re-
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import comfy.clip_vision
 import comfy.model_management as mm
@@ -19,6 +21,19 @@ from ..ip_models.encoders import encoder_for_input
 
 _CACHE_SIZE = 32
 _caches: "weakref.WeakKeyDictionary[object, OrderedDict]" = weakref.WeakKeyDictionary()
+_progress = threading.local()  # .outer: an encode of one part of a larger job, reported by the job's own bar
+
+
+@contextmanager
+def part_of_outer_progress():
+    """Encodes inside this block open no progress bar of their own: the caller's bar (e.g. one over
+    the tiles of a tiled encode) is the node's only one, so the UI never jumps between nested bars."""
+    previous = getattr(_progress, "outer", False)
+    _progress.outer = True
+    try:
+        yield
+    finally:
+        _progress.outer = previous
 
 
 class EncoderMismatchError(ValueError):
@@ -113,7 +128,8 @@ def image_features(clip_vision, image: torch.Tensor, clip_input: str, mask: torc
     """Features of a batch of images [B, H, W, C] -> [B, width] or [B, tokens, width], cached by content.
 
     `mask` (one, or one per image) multiplies the normalised pixels; `batch_size` > 0 encodes in
-    chunks of that many images (long animations fit in memory), with a progress bar.
+    chunks of that many images (long animations fit in memory), with a progress bar over the chunks
+    (none inside `part_of_outer_progress()`).
     """
     image = image[..., :3] if image.shape[-1] > 3 else image
     if image.shape[-1] == 1:
@@ -127,13 +143,14 @@ def image_features(clip_vision, image: torch.Tensor, clip_input: str, mask: torc
     def compute():
         step = batch_size if batch_size > 0 else image.shape[0]
         starts = range(0, image.shape[0], step)
-        bar = comfy.utils.ProgressBar(len(starts))
+        bar = None if getattr(_progress, "outer", False) else comfy.utils.ProgressBar(len(starts))
         parts = []
         for start in starts:
             chunk_mask = None if mask is None else (mask if mask.shape[0] == 1 else mask[start:start + step])
             embeds, hidden = _encode(clip_vision, image[start:start + step], chunk_mask)
             parts.append((hidden if clip_input == "penultimate" else embeds).float())
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
         return torch.cat(parts)
     return _cached(clip_vision, _content_key(image, clip_input, mask), compute)
 

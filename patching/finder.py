@@ -9,7 +9,7 @@ from collections import OrderedDict
 import folder_paths
 
 from ..ip_models.identify import FileIdentity, identify_file
-from ..ip_models.presets import adapter_fits, face_adapter_fits, face_need_for, need_for, rank
+from ..ip_models.presets import adapter_fits, face_adapter_fits, face_need_for, need_for, rank, satisfying_files
 from ..ip_models.spec import FAMILIES, FAMILY_NAMES
 from .adapter_handle import load_adapter
 from .clip_loader import load_clip_vision
@@ -66,8 +66,9 @@ def find_preset_files(preset: str, family: str, layers=None) -> tuple[FileIdenti
     if not fitting:
         problems.append(f"no IP-Adapter in models/ipadapter has the layout '{preset}' needs for "
                         f"{FAMILY_NAMES[family]} ({need.projection} projection, CLIP {need.encoder}"
-                        f"{'' if shape is None else ', layers matching this model'}), e.g. "
-                        f"{need.example}. Found there: {_listing(adapters)}")
+                        f"{'' if shape is None else ', layers matching this model'}). Files with that layout, "
+                        f"under any name: {', '.join(satisfying_files(need, family))}. Found there: "
+                        f"{_listing(adapters)}")
     if not matching_encoders:
         hint = {"ViT-H-14": "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
                 "ViT-bigG-14": "CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors",

@@ -12,7 +12,7 @@ from ..ip_models.enhance import crops, merge
 from ..ip_models.image_prep import tile_reference
 from .adapter_handle import LoadedAdapter
 from .apply import Controls, apply_adapter, apply_plans, encode, make_plan, match_layers
-from .encode import image_features
+from .encode import image_features, part_of_outer_progress
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,8 @@ def apply_tiled(model, adapter: LoadedAdapter, clip_vision, image: torch.Tensor,
                 image_negative: torch.Tensor | None = None, encode_batch_size: int = 0, **controls):
     """Every 256 px tile of the reference is its own plan, acting under its part of `attn_mask`.
 
-    Returns (patched model, tiles [T * B, 256, 256, 3], masks [T, H, W])."""
+    One progress bar counts the tiles (the tiles' own encodes open none). Returns (patched model,
+    tiles [T * B, 256, 256, 3], masks [T, H, W])."""
     settings = Controls(**controls)
     tiles, masks = tile_reference(image, settings.attn_mask, sharpening)
     layers = match_layers(model, adapter)
@@ -29,8 +30,9 @@ def apply_tiled(model, adapter: LoadedAdapter, clip_vision, image: torch.Tensor,
     plans = []
     for tile, mask in zip(tiles, masks):
         def features(tile=tile):
-            out = encode(adapter, clip_vision, tile, image_negative, settings.combine_embeds, settings.unfold_batch,
-                         encode_batch_size)
+            with part_of_outer_progress():
+                out = encode(adapter, clip_vision, tile, image_negative, settings.combine_embeds,
+                             settings.unfold_batch, encode_batch_size)
             bar.update(1)
             return out
         plans.append(make_plan(model, adapter, layers, features, replace(settings, attn_mask=mask[None])))

@@ -1,5 +1,6 @@
 """Reusable embeddings: encode once, combine, save and load as safetensors, apply without images;
 noise negatives; the content cache."""
+import os
 import subprocess
 import sys
 
@@ -129,6 +130,45 @@ def test_features_are_encoded_once_across_weight_type_and_window_changes(sd15_mo
     assert len(projections) == 2 * len(settings)
 
 
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_a_pickle_renamed_to_safetensors_is_refused_with_how_to_convert_it(zip_format):
+    import folder_paths
+    renamed = "renamed.embeds.safetensors"
+    torch.save(torch.randn(1, 1024), os.path.join(folder_paths.get_input_directory(), renamed),
+               _use_new_zipfile_serialization=zip_format)
+    assert renamed in NODES["IPAKitLoadEmbeds"].INPUT_TYPES()["required"]["embeds"][0]
+    with pytest.raises(engine.EmbedsError, match=r"renamed.embeds.safetensors is a pickle .* never unpickled here. "
+                                                 r"Convert it once, reading tensors only: python "
+                                                 r"scripts/convert_embeds.py .*renamed.embeds.safetensors"):
+        NODES["IPAKitLoadEmbeds"]().load(renamed)
+
+
+def count_vision_forwards(clip) -> list:
+    """Every forward of the CLIP vision model (image encodes, masked encodes and the trained 'no image' one)."""
+    forwards = []
+    clip.model.register_forward_pre_hook(lambda module, args: forwards.append(1))
+    return forwards
+
+
+CONTROL_CHANGES = [dict(weight=0.3), dict(weight=0.9, weight_type="ease in"), dict(start_at=0.2, end_at=0.6),
+                   dict(weight=1.4, weight_type="strong middle", start_at=0.1, end_at=0.9)]
+
+
+@pytest.mark.parametrize("variant, first_forwards", [("sd15", 1), ("sd15_plus", 2)])
+def test_changing_only_weight_type_or_window_runs_no_clip_vision_forward(variant, first_forwards, sd15_model,
+                                                                         make_adapter):
+    from support.tiny_clip import make_clip_vision
+    clip = make_clip_vision("vit-h", seed=2)  # its own feature cache
+    forwards = count_vision_forwards(clip)
+    adapter = make_adapter(sd15_model, variant)
+    image = torch.rand(1, 48, 40, 3, generator=torch.Generator().manual_seed(78))
+    apply_adapter(sd15_model, adapter, clip, image)
+    assert len(forwards) == first_forwards  # the image; plus adapters also encode zero pixels for their negative
+    for controls in CONTROL_CHANGES:
+        apply_adapter(sd15_model, adapter, clip, image.clone(), **controls)
+    assert len(forwards) == first_forwards
+
+
 def test_batch_encodes_run_in_chunks_with_a_progress_bar(sd15_adapter, clip_vit_h, monkeypatch):
     import comfy.utils
     updates = []
@@ -141,6 +181,8 @@ def test_batch_encodes_run_in_chunks_with_a_progress_bar(sd15_adapter, clip_vit_
                         original(image, **kw))
     chunked = image_features(clip_vit_h, frames, "image_embeds", batch_size=3)
     assert clip_calls == [3, 3, 1] and updates[-1] == (3, 3)  # newer hosts throttle the updates in between
+    assert updates[0] == (1, 3) and all(total == 3 for _, total in updates)  # one bar over the chunks
+    assert [value for value, _ in updates] == sorted({value for value, _ in updates})
     assert torch.allclose(chunked, original(frames)["image_embeds"].float(), atol=1e-5)  # same as all at once
 
 

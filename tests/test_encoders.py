@@ -64,6 +64,47 @@ def test_the_loader_returns_comfyuis_own_clip_vision_type(layouts, tmp_path):
     assert out["penultimate_hidden_states"].shape == (1, 17, clip.model.vision_model.post_layernorm.weight.shape[0])
 
 
+def test_the_text_tower_of_an_open_clip_file_is_skipped(layouts):
+    from safetensors import safe_open
+    from support.clip_files import LAYERS
+    _, paths = layouts
+    with safe_open(str(paths["open_clip.safetensors"]), framework="pt") as f:
+        keys = set(f.keys())
+    text = {"token_embedding.weight", "positional_embedding", "transformer.resblocks.2.attn.in_proj_weight",
+            "transformer.resblocks.0.mlp.c_proj.weight", "ln_final.weight", "ln_final.bias", "text_projection"}
+    assert text <= keys  # the whole CLIP, as open_clip saves it
+    loaded = load_clip_vision(str(paths["open_clip.safetensors"])).model.state_dict()
+    assert all(k.startswith(("vision_model.", "visual_projection.")) for k in loaded)
+    assert 1 + max(int(k.split(".")[3]) for k in loaded if ".encoder.layers." in k) == LAYERS
+
+
+@pytest.mark.slow  # two forwards of a real-size ViT-H on the CPU: core's loader only knows the real configs
+def test_cores_clip_vision_encode_node_runs_on_our_encoder_as_on_its_own(tmp_path):
+    """Core's 'CLIP Vision Encode' on our loader's CLIP_VISION (read from open_clip's layout) gives what it
+    gives on core's 'Load CLIP Vision' of the same weights in ComfyUI's layout (a real-size ViT-H)."""
+    import gc
+
+    import folder_paths
+    import nodes as core
+    from safetensors.torch import load_file, save_file
+    from support.clip_files import open_clip_layout
+    from support.host_models import prepare_models
+    name = prepare_models(folder_paths.models_dir, which=(), adapters=False)["clip_vision"]
+    comfy_file = folder_paths.get_full_path("clip_vision", name)
+    save_file(open_clip_layout(load_file(comfy_file)), str(tmp_path / "open_clip_pytorch_model.safetensors"))
+    image = torch.rand(1, 80, 64, 3, generator=torch.Generator().manual_seed(6))
+    outputs = []
+    for clip in (lambda: load_clip_vision(str(tmp_path / "open_clip_pytorch_model.safetensors")),
+                 lambda: core.CLIPVisionLoader().load_clip(name)[0]):
+        (out,) = core.CLIPVisionEncode().encode(clip(), image, "center")  # one model in memory at a time
+        outputs.append({k: out[k] for k in ("image_embeds", "last_hidden_state", "penultimate_hidden_states")})
+        gc.collect()
+    ours, cores = outputs
+    assert ours["penultimate_hidden_states"].shape == (1, 257, 1280) and ours["image_embeds"].shape == (1, 1024)
+    for key in ours:
+        assert relative_error(ours[key], cores[key]) < 1e-5, key
+
+
 def test_a_file_that_is_no_clip_encoder_names_the_layouts(tmp_path):
     from safetensors.torch import save_file
     save_file({"model.diffusion_model.x": torch.zeros(2)}, str(tmp_path / "unet.safetensors"))

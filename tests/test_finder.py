@@ -51,7 +51,28 @@ def encoder_shapes(name: str, layout: str) -> dict:
         from open_clip.model import CLIPVisionCfg, _build_vision_tower
         tower = _build_vision_tower(proj, CLIPVisionCfg(layers=layers, width=width, head_width=width // heads,
                                                         patch_size=14, image_size=size, mlp_ratio=mlp / width))
-        return {**meta_shapes(tower, "visual."), "token_embedding.weight": (49408, 1024)}
+        return {**meta_shapes(tower, "visual."), **text_tower_shapes(name), "logit_scale": ()}
+
+
+def text_tower_shapes(name: str) -> dict:
+    """The text tower a released open_clip file carries beside the image tower, from open_clip's own config."""
+    import open_clip
+    from open_clip.model import CLIPTextCfg, _build_text_tower
+    config = open_clip.get_model_config(name)
+    with torch.device("meta"):
+        return meta_shapes(_build_text_tower(config["embed_dim"], CLIPTextCfg(**config["text_cfg"])))
+
+
+def real_faceid_shapes(variant: str) -> dict:
+    """{"image_proj": {...}, "ip_adapter": {...}} of the released FaceID file of `variant`, LoRA included."""
+    from support.checkpoints import _face_shapes, lora_shapes
+    info = VARIANT_INFO[variant]
+    shapes = real_adapter_shapes(variant)
+    if variant == "kolors_faceid-plus":  # the released perceiver: 4 layers, FF ratio 4
+        shapes["image_proj"] = _face_shapes({**info, "depth": 4, "ff_mult": 4})
+    if info["lora"]:
+        shapes["ip_adapter"].update(lora_shapes([l.width for l in real_layers(info["family"])], info["cross_dim"]))
+    return shapes
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +119,42 @@ def test_a_safetensors_file_is_identified_from_a_few_kilobytes(released, tmp_pat
     monkeypatch.setattr(headers, "open", Counting, raising=False)
     assert identify_file(str(path)).spec.variant == "sdxl_plus_vit-h"
     assert os.path.getsize(path) > 100 * 2 ** 20 and 0 < sum(read) < 64 * 2 ** 10
+
+
+def _bytes_read_and_pages_touched() -> tuple[int, int]:
+    """(bytes this process has read through read() calls, minor page faults of this thread): mapped file
+    pages that are touched show up as page faults, read ones as bytes read."""
+    import resource
+    with open("/proc/self/io") as f:
+        rchar = next(int(line.split()[1]) for line in f if line.startswith("rchar"))
+    return rchar, resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+
+
+@pytest.mark.parametrize("torch_loading", ["as installed", "as before PyTorch 2.10"])
+def test_a_bin_file_is_identified_without_reading_its_tensor_data(torch_loading, tmp_path, monkeypatch):
+    if torch_loading != "as installed":  # older releases read every storage before moving it to the meta device
+        if not hasattr(torch.serialization, "_is_meta_location"):
+            pytest.skip("the installed PyTorch is such a release")
+        monkeypatch.setattr(torch.serialization, "_is_meta_location", lambda map_location: False)
+    shapes = real_adapter_shapes("sd15")  # the released file in fp32: real tensors, about 89 MB of data
+    path = tmp_path / "renamed.bin"
+    torch.save({g: {k: torch.zeros(s) for k, s in sub.items()} for g, sub in shapes.items()}, path)
+    size = os.path.getsize(path)
+    read_before, touched_before = _bytes_read_and_pages_touched()
+    identity = identify_file(str(path))
+    read, touched = (after - before for after, before in zip(_bytes_read_and_pages_touched(),
+                                                              (read_before, touched_before)))
+    assert identity.spec.variant == "sd15" and size > 64 * 2 ** 20
+    assert read < size / 100  # the pickle's key names and shapes, not the storages
+    assert touched * 64 * 2 ** 10 < size / 4  # nor the data mapped and then touched (64 KiB per fault at most)
+
+
+def test_a_legacy_pickle_is_still_identified(tmp_path):
+    shapes = real_adapter_shapes("sd15_plus")
+    path = tmp_path / "old-format.bin"  # PyTorch before 1.6: not a zip, so it cannot be mapped and is read whole
+    torch.save({g: {k: torch.zeros(1, dtype=torch.float16).expand(*s) if s else torch.zeros(())
+                    for k, s in sub.items()} for g, sub in shapes.items()}, path, _use_new_zipfile_serialization=False)
+    assert identify_file(str(path)).spec.variant == "sd15_plus"
 
 
 def test_headers_are_read_once_per_file_version(released, tmp_path):
@@ -196,6 +253,28 @@ def test_a_missing_adapter_lists_what_was_found_and_what_would_do(model_folders)
     message = str(err.value)
     assert "resampler projection, CLIP ViT-H-14" in message and "ip-adapter-plus_sd15.safetensors" in message
     assert "only-this.safetensors (sd15" in message and "recognised by their weights" in message
+    # every released file of that layout would do (plus face and composition share plus's weights' layout)
+    assert ("Files with that layout, under any name: ip-adapter-plus_sd15.safetensors (or .bin), "
+            "ip-adapter-plus-face_sd15.safetensors (or .bin), ip_plus_composition_sd15.safetensors.") in message
+
+
+@pytest.mark.parametrize("preset, family, files", [
+    ("STANDARD (medium strength)", "sd15", "ip-adapter_sd15.safetensors (or .bin), ip-adapter_sd15_light.safetensors, "
+                                           "ip-adapter_sd15_light_v11.bin"),
+    ("LIGHT - SD1.5 only (low strength)", "sd15", "ip-adapter_sd15_light.safetensors, ip-adapter_sd15_light_v11.bin, "
+                                                  "ip-adapter_sd15.safetensors (or .bin)"),
+    ("VIT-G (medium strength)", "sdxl", "ip-adapter_sdxl.safetensors (or .bin), a community ViT-bigG 4-token SDXL "
+                                        "adapter (e.g. noobIPAMARK1_mark1.safetensors)"),
+    ("PLUS FACE (portraits)", "sdxl", "ip-adapter-plus-face_sdxl_vit-h.safetensors (or .bin), "
+                                      "ip-adapter-plus_sdxl_vit-h.safetensors (or .bin), ip_plus_composition_sdxl.safetensors"),
+    ("FULL FACE - SD1.5 only (portraits stronger)", "sd15", "ip-adapter-full-face_sd15.safetensors (or .bin)"),
+    ("Kolors", "sdxl", "ip_adapter_plus_general.bin (Kolors-IP-Adapter-Plus), Kolors-IP-Adapter-Plus.safetensors"),
+])
+def test_a_missing_adapter_lists_every_file_that_would_satisfy_the_preset(preset, family, files, model_folders):
+    populate(*model_folders, {}, encoder_names=())
+    with pytest.raises(ModelNotFoundError) as err:
+        find_preset_files(preset, family)
+    assert f"Files with that layout, under any name: {files}. Found there: nothing" in str(err.value)
 
 
 def test_a_missing_encoder_names_the_one_needed(model_folders):
@@ -239,13 +318,8 @@ def test_the_unified_loader_loads_the_pair_and_passes_the_model_through(model_fo
                                      "faceid-portrait-v11_sd15", "faceid-portrait_sdxl", "faceid-portrait-unnorm_sdxl",
                                      "kolors_faceid-plus"])
 def test_every_faceid_variant_is_identified_from_its_header(variant, tmp_path):
-    from support.checkpoints import _face_shapes, lora_shapes
     info = VARIANT_INFO[variant]
-    shapes = real_adapter_shapes(variant)
-    if variant == "kolors_faceid-plus":  # the released perceiver: 4 layers, FF ratio 4
-        shapes["image_proj"] = _face_shapes({**info, "depth": 4, "ff_mult": 4})
-    if info["lora"]:
-        shapes["ip_adapter"].update(lora_shapes([l.width for l in real_layers(info["family"])], info["cross_dim"]))
+    shapes = real_faceid_shapes(variant)
     name = {"faceid-plus_sd15": "ip-adapter-faceid-plus_sd15.bin",
             "faceid-portrait-v11_sd15": "ip-adapter-faceid-portrait-v11_sd15.bin"}.get(variant, f"{variant}.bin")
     write_shape_only_bin(shapes, tmp_path / name)

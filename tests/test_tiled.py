@@ -8,6 +8,8 @@ from comfyui_ipadapter_kit.nodes import NODE_CLASS_MAPPINGS as NODES
 from comfyui_ipadapter_kit.patching.encode import image_features
 from sampling import ksample
 from support.patches import attn2_patches
+from support.tiny_clip import make_clip_vision
+from test_embeds import CONTROL_CHANGES, count_vision_forwards
 
 
 @pytest.mark.parametrize("hw, tiles, frame", [((300, 310), 4, (512, 512)), ((200, 400), 2, (256, 512)),
@@ -70,3 +72,50 @@ def test_the_enhanced_node_uses_whole_and_crop_features(sd15_model, make_adapter
     whole = image_features(clip_vit_h, reference_images[:1], "penultimate")
     expected = merge(whole, image_features(clip_vit_h, crops(reference_images[:1], 2), "penultimate"), 2, 0.5)
     assert torch.allclose(b, adapter.model.project(expected).reshape(1, -1, 768), atol=1e-6) and not torch.equal(a, b)
+
+
+def tiled(model, adapter, clip, image, weight=1.0, weight_type="linear", start_at=0.0, end_at=1.0, batch_size=0):
+    return NODES["IPAKitApplyTiled"]().apply(model, adapter, clip, image, weight, weight_type, "concat", start_at,
+                                             end_at, 0.0, "V only", encode_batch_size=batch_size)
+
+
+def test_a_tiled_encode_shows_one_progress_bar_over_its_tiles(sd15_model, make_adapter, monkeypatch):
+    import comfy.utils
+    updates = []
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", lambda value, total, preview, node_id=None: updates.append(
+        (value, total)), raising=False)
+    two_wide = torch.rand(2, 120, 300, 3, generator=torch.Generator().manual_seed(12))
+    # chunks of one image: each tile's encode runs in two chunks, which alone would show a bar of their own
+    _, tiles, masks = tiled(sd15_model, make_adapter(sd15_model, "sd15"), make_clip_vision("vit-h", seed=2), two_wide,
+                            batch_size=1)
+    assert masks.shape[0] == 3 and tiles.shape[0] == 6
+    assert updates[0] == (1, 3) and updates[-1] == (3, 3) and all(total == 3 for _, total in updates)
+    assert [value for value, _ in updates] == sorted({value for value, _ in updates})  # no bar restarts inside it
+
+
+def test_a_tiled_rerun_with_other_controls_runs_no_clip_vision_forward(sd15_model, make_adapter):
+    clip = make_clip_vision("vit-h", seed=2)
+    forwards = count_vision_forwards(clip)
+    adapter = make_adapter(sd15_model, "sd15_plus")
+    wide = torch.rand(1, 120, 300, 3, generator=torch.Generator().manual_seed(13))
+    tiled(sd15_model, adapter, clip, wide)
+    assert len(forwards) == 3 + 1  # three tiles, and zero pixels for the plus adapter's negative
+    for controls in (CONTROL_CHANGES[0], CONTROL_CHANGES[-1]):  # the weight; all four controls at once
+        tiled(sd15_model, adapter, clip, wide.clone(), **controls)
+    assert len(forwards) == 4
+
+
+def test_an_enhanced_rerun_with_other_controls_runs_no_clip_vision_forward(sd15_model, make_adapter):
+    clip = make_clip_vision("vit-h", seed=2)
+    forwards = count_vision_forwards(clip)
+    adapter = make_adapter(sd15_model, "sd15_plus")
+    image = torch.rand(1, 96, 96, 3, generator=torch.Generator().manual_seed(14))
+
+    def enhanced(weight=1.0, weight_type="linear", start_at=0.0, end_at=1.0):
+        return NODES["IPAKitApplyEnhanced"]().apply(sd15_model, adapter, clip, image.clone(), weight, weight_type,
+                                                    "concat", start_at, end_at, "V only", 3, 0.5)
+    enhanced()
+    assert len(forwards) == 3  # the whole image, its 3 x 3 crops in one batch, zero pixels for the negative
+    for controls in CONTROL_CHANGES:
+        enhanced(**controls)
+    assert len(forwards) == 3

@@ -68,13 +68,25 @@ def hf_model(kind: str, tower):
     return model
 
 
+TEXT_LAYERS = LAYERS + 1  # one more than the image tower: its blocks must not count as image layers
+
+
+def text_tower_state(kind: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """open_clip's own text tower key set (token_embedding, positional_embedding, transformer.resblocks.*,
+    ln_final, text_projection), tiny, as it sits at the top level of a whole CLIP's state dict."""
+    from open_clip.model import CLIPTextCfg, _build_text_tower
+    cfg = CLIPTextCfg(context_length=8, vocab_size=64, width=64, heads=4, layers=TEXT_LAYERS)
+    text = fill_deterministic(_build_text_tower(KINDS[kind]["embed"], cfg).float(), seed + 1)
+    return {k: v.contiguous() for k, v in text.state_dict().items()}
+
+
 def write_three_layouts(kind: str, folder: Path, seed: int = 0) -> dict[str, Path]:
     """{"open_clip.safetensors", "open_clip.bin", "transformers"} -> file, all with the same weights."""
     from safetensors.torch import save_file
     tower = open_clip_tower(kind, seed)
     folder.mkdir(parents=True, exist_ok=True)
     whole_clip = {f"visual.{k}": v.contiguous() for k, v in tower.state_dict().items()}
-    whole_clip["token_embedding.weight"] = torch.zeros(8, 16)  # a text tower's keys ride along in real files
+    whole_clip.update(text_tower_state(kind, seed))  # real open_clip files are whole CLIPs: the text tower rides along
     whole_clip["logit_scale"] = torch.tensor(4.6)
     paths = {"open_clip.safetensors": folder / "open_clip_pytorch_model.safetensors",
              "open_clip.bin": folder / "open_clip_pytorch_model.bin",
@@ -84,6 +96,31 @@ def write_three_layouts(kind: str, folder: Path, seed: int = 0) -> dict[str, Pat
     paths["transformers"].parent.mkdir(exist_ok=True)
     save_file({k: v.contiguous() for k, v in hf_model(kind, tower).state_dict().items()}, str(paths["transformers"]))
     return paths
+
+
+_OPEN_CLIP_TO_HF_BLOCK = {"attn.out_proj": "self_attn.out_proj", "ln_1": "layer_norm1", "ln_2": "layer_norm2",
+                          "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
+
+
+def open_clip_layout(comfy: dict) -> dict[str, torch.Tensor]:
+    """ComfyUI-layout image-encoder weights (as core's 'Load CLIP Vision' reads them) under open_clip's key
+    names, as open_clip_pytorch_model.safetensors holds them (`visual.*`, q/k/v packed into in_proj)."""
+    v = "vision_model."
+    out = {"visual.class_embedding": comfy[f"{v}embeddings.class_embedding"],
+           "visual.conv1.weight": comfy[f"{v}embeddings.patch_embedding.weight"],
+           "visual.positional_embedding": comfy[f"{v}embeddings.position_embedding.weight"],
+           "visual.ln_pre.weight": comfy[f"{v}pre_layrnorm.weight"], "visual.ln_pre.bias": comfy[f"{v}pre_layrnorm.bias"],
+           "visual.ln_post.weight": comfy[f"{v}post_layernorm.weight"],
+           "visual.ln_post.bias": comfy[f"{v}post_layernorm.bias"],
+           "visual.proj": comfy["visual_projection.weight"].t()}
+    layers = {int(k.split(".")[3]) for k in comfy if k.startswith(f"{v}encoder.layers.")}
+    for n in sorted(layers):
+        src, dst = f"{v}encoder.layers.{n}.", f"visual.transformer.resblocks.{n}."
+        for kind in ("weight", "bias"):
+            out[f"{dst}attn.in_proj_{kind}"] = torch.cat([comfy[f"{src}self_attn.{p}_proj.{kind}"] for p in "qkv"])
+            for ours, theirs in _OPEN_CLIP_TO_HF_BLOCK.items():
+                out[f"{dst}{ours}.{kind}"] = comfy[f"{src}{theirs}.{kind}"]
+    return {k: t.contiguous() for k, t in out.items()}
 
 
 @torch.no_grad()

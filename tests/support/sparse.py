@@ -2,7 +2,9 @@
 
 A `.safetensors` file is written with a real header (keys, dtypes, shapes, offsets) and then
 extended to its full length without writing data (a sparse file: no disk space, no write time).
-A `.bin` pickle gets real shapes with one-element storages (expanded views), a few bytes each.
+A `.bin` pickle gets real shapes with one-element storages (expanded views), a few bytes each; or,
+with `write_sparse_bin`, its real size: torch's zip format with every storage's space reserved and
+left unwritten (`torch.serialization.skip_data`), so it reads like the released file up to the data.
 """
 from __future__ import annotations
 
@@ -39,6 +41,21 @@ def write_shape_only_bin(nested_shapes: dict, path) -> Path:
     state = {group: {k: tensor(s) for k, s in sub.items()} if isinstance(sub, dict) else tensor(sub)
              for group, sub in nested_shapes.items()}
     torch.save(state, path)
+    return Path(path)
+
+
+def write_sparse_bin(shapes: dict, path, dtype: torch.dtype = torch.float16) -> Path:
+    """`torch.save` of `shapes` ({key: shape}, or {group: {key: shape}} as adapters nest them) at its real
+    size without writing the data: the tensors are never-touched allocations and the file is sparse.
+    Falls back to `write_shape_only_bin` on PyTorch releases without `skip_data` (before 2.6)."""
+    skip_data = getattr(torch.serialization, "skip_data", None)
+    if skip_data is None:
+        return write_shape_only_bin(shapes, path)
+
+    def tensors(sub):
+        return {k: tensors(v) if isinstance(v, dict) else torch.empty(v, dtype=dtype) for k, v in sub.items()}
+    with skip_data():
+        torch.save(tensors(shapes), path)
     return Path(path)
 
 
