@@ -2,7 +2,8 @@
 
 `.bin` files are pickles of `{"image_proj": {...}, "ip_adapter": {...}}` and are opened with
 `weights_only=True`; `.safetensors` files hold the same tensors flattened under the prefixes
-`image_proj.` and `ip_adapter.` (training checkpoints say `adapter_modules.`).
+`image_proj.` and `ip_adapter.`. Training checkpoints, and the released Kolors
+`ipa-faceid-plus.bin`, say `adapter_modules` for `ip_adapter`, nested or flattened alike.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 _PREFIXES = {"image_proj.": "image_proj", "ip_adapter.": "ip_adapter", "adapter_modules.": "ip_adapter"}
+_ADAPTER_NAMES = ("ip_adapter", "adapter_modules")  # the second half's names, nested or as a key prefix
 PICKLE_EXTENSIONS = (".bin", ".pt", ".pth", ".ckpt")
 
 
@@ -58,8 +60,9 @@ def split_adapter_state_dict(state: dict, name: str = "state dict") -> AdapterWe
     """Accept the nested layout or the flattened one and return both halves."""
     if not isinstance(state, dict):
         raise AdapterFileError(f"{name} does not hold a dictionary of tensors.")
-    if isinstance(state.get("image_proj"), dict) and isinstance(state.get("ip_adapter"), dict):
-        return AdapterWeights(dict(state["image_proj"]), dict(state["ip_adapter"]), name)
+    nested = next((state[k] for k in _ADAPTER_NAMES if isinstance(state.get(k), dict)), None)
+    if isinstance(state.get("image_proj"), dict) and nested is not None:
+        return AdapterWeights(dict(state["image_proj"]), dict(nested), name)
     parts: dict[str, dict] = {"image_proj": {}, "ip_adapter": {}}
     for key, value in state.items():
         for prefix, part in _PREFIXES.items():

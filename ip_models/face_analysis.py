@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-INSTALL = "pip install insightface onnxruntime  (insightface 2.x is a pure-Python wheel: no compiler needed)"
+INSTALL = "pip install insightface onnxruntime (insightface 2.x is a pure-Python wheel: no compiler needed)"
 PROVIDERS = {"CPU": "CPUExecutionProvider", "CUDA": "CUDAExecutionProvider", "ROCM": "ROCMExecutionProvider",
              "DirectML": "DmlExecutionProvider", "OpenVINO": "OpenVINOExecutionProvider",
              "CoreML": "CoreMLExecutionProvider"}
 MODEL_NAMES = ("buffalo_l", "antelopev2")
+KOLORS_MODEL, KOLORS_CROP = "antelopev2", 336  # Kolors FaceID-Plus: its recogniser and its square box crop
 DETECTION_SIZES = (640, 576, 512, 448, 384, 320)
 FACE_CHOICES = ("largest", "highest score", "index")
 
@@ -25,46 +26,85 @@ class InsightFaceError(RuntimeError):
     pass
 
 
+_HEAD = "FaceID needs insightface and onnxruntime, and importing them failed: "
+_NUMPY_ABI = ("numpy.core.multiarray failed to import", "_ARRAY_API not found", "compiled using NumPy 1.x",
+              "cannot be run in NumPy 2", "numpy.dtype size changed", "binary incompatibility",
+              "module compiled against ABI version", "numpy.core._multiarray_umath")
+_NATIVE = ("DLL load failed", "cannot open shared object file", "Library not loaded", "undefined symbol",
+           "onnxruntime_pybind11_state", "onnx_cpp2py_export")
+_PIP_NAMES = {"skimage": "scikit-image", "cv2": "opencv-python-headless", "sklearn": "scikit-learn", "PIL": "pillow"}
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def import_failure_message(exc: BaseException) -> str:
+    """What to tell the user when importing insightface or onnxruntime raised `exc`: the cause (numpy ABI
+    mismatch, a native library that failed to load, a missing package) and the command that fixes it."""
+    chain = _chain(exc)
+    text = " | ".join(str(e) for e in chain)
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    if any(marker in text for marker in _NUMPY_ABI):
+        return (f"{_HEAD}a compiled module was built for another numpy than the installed numpy {np.__version__} "
+                f"({detail}). Install builds for this numpy into ComfyUI's Python: pip install --upgrade insightface "
+                f"onnxruntime (insightface 2.x is a pure-Python wheel: no compiler needed).")
+    if any(marker in text for marker in _NATIVE):
+        package = "onnxruntime" if "onnxruntime" in text else "onnx" if "onnx" in text else "insightface"
+        return (f"{_HEAD}the native library of {package} failed to load ({detail}). Reinstall it into ComfyUI's "
+                f"Python: pip install --force-reinstall {package} (on Windows, also install the latest Microsoft "
+                f"Visual C++ Redistributable).")
+    missing = next((e for e in chain if isinstance(e, ModuleNotFoundError)), None)
+    if missing is not None:
+        module = (missing.name or "").split(".")[0] or "insightface"
+        if module in ("insightface", "onnxruntime"):
+            return f"{_HEAD}a package is missing ('{module}' is not installed). Install into ComfyUI's Python: {INSTALL}."
+        package = _PIP_NAMES.get(module, module)
+        return (f"{_HEAD}a package is missing (insightface needs '{package}', which is not installed). Install into "
+                f"ComfyUI's Python: pip install {package}.")
+    return f"{_HEAD}{type(exc).__name__}: {detail}. Reinstall into ComfyUI's Python: pip install --upgrade insightface onnxruntime."
+
+
 def import_insightface():
     """insightface's FaceAnalysis and face_align, or an error that says why and what to install."""
     try:
         import onnxruntime  # noqa: F401
         from insightface.app import FaceAnalysis
         from insightface.utils import face_align
-    except ImportError as exc:
-        text = str(exc)
-        if "numpy" in text and ("dtype size changed" in text or "ABI" in text or "compiled" in text):
-            cause = f"it was built against another numpy ({text}); reinstall it for this numpy"
-        elif "DLL" in text or ".so" in text:
-            cause = f"onnxruntime's native library failed to load ({text}); reinstall onnxruntime (or onnxruntime-gpu)"
-        else:
-            cause = f"a package is missing ({text})"
-        raise InsightFaceError(f"FaceID needs insightface and onnxruntime, and importing them failed: {cause}. "
-                               f"Install into ComfyUI's Python: {INSTALL}") from exc
-    except ValueError as exc:  # numpy ABI mismatches surface as ValueError in compiled extensions
-        raise InsightFaceError(f"insightface could not be imported ({exc}): it was built against another numpy; "
-                               f"reinstall it: {INSTALL}") from exc
+    except Exception as exc:  # ImportError, and the ValueError/AttributeError/OSError of broken binaries
+        raise InsightFaceError(import_failure_message(exc)) from exc
     return FaceAnalysis, face_align
 
 
+def _has_onnx(folder: str) -> bool:
+    return any(f.endswith(".onnx") for f in os.listdir(folder))
+
+
 def model_folder(roots: list[str], name: str) -> str:
-    """The folder `<root>/models/<name>` holding the .onnx files, or an error that says where they go."""
-    where = " or ".join(os.path.join(r, "models", name) for r in roots) or f"models/insightface/models/{name}"
-    for root in roots:
-        folder = os.path.join(root, "models", name)
+    """The first `<root>/models/<name>` holding .onnx files, searching every root (models/insightface,
+    then `insightface:` entries of extra_model_paths.yaml); else an error that says where they go."""
+    looked = [os.path.join(r, "models", name) for r in roots]
+    problems = []
+    for folder in looked:
         if not os.path.isdir(folder):
             continue
-        if any(f.endswith(".onnx") for f in os.listdir(folder)):
+        if _has_onnx(folder):
             return folder
-        nested = [d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))
-                  and any(f.endswith(".onnx") for f in os.listdir(os.path.join(folder, d)))]
-        if nested:
-            raise InsightFaceError(f"The {name} model files are one folder too deep ({os.path.join(folder, nested[0])}): "
-                                   f"move the .onnx files up into {folder}.")
-        raise InsightFaceError(f"{folder} has no .onnx files: put the {name} model files (detection and recognition "
-                               f".onnx) there. They are never downloaded by this pack.")
-    raise InsightFaceError(f"No insightface model '{name}': put its .onnx files in {where} (unzipped, without an "
-                           f"extra folder level). They are never downloaded by this pack.")
+        nested = [os.path.join(folder, d) for d in sorted(os.listdir(folder))
+                  if os.path.isdir(os.path.join(folder, d)) and _has_onnx(os.path.join(folder, d))]
+        problems.append(f"The {name} model files are one folder too deep ({nested[0]}): move the .onnx files up "
+                        f"into {folder}." if nested else
+                        f"{folder} has no .onnx files: put the {name} model files (detection and recognition "
+                        f".onnx) there.")
+    where = ", ".join(looked) or f"models/insightface/models/{name}"
+    if problems:
+        raise InsightFaceError(f"{' '.join(problems)} Searched: {where}. They are never downloaded by this pack.")
+    raise InsightFaceError(f"No insightface model '{name}': put its .onnx files in one of {where} (unzipped, "
+                           f"without an extra folder level). They are never downloaded by this pack.")
 
 
 @dataclass(frozen=True)
@@ -99,6 +139,7 @@ class FaceModel:
             raise InsightFaceError(f"{folder} has a face detector but no recognition model (.onnx).")
         analysis.prepare(ctx_id=0, det_size=(640, 640))
         self.folder, self.provider = folder, chosen
+        self.name = os.path.basename(os.path.normpath(folder))
         self.detector, self.recogniser = analysis.det_model, analysis.models["recognition"]
 
     def detect(self, bgr: np.ndarray, sizes=DETECTION_SIZES) -> list[Face]:
@@ -122,6 +163,18 @@ class FaceModel:
         """The face aligned as ArcFace aligns it, at `size` px, as RGB floats."""
         crop = self._align.norm_crop(bgr, landmark=face.kps, image_size=size)
         return crop[..., ::-1].astype(np.float32) / 255.0
+
+
+def square_box_crop(bgr: np.ndarray, bbox, size: int = KOLORS_CROP) -> np.ndarray:
+    """Kolors FaceID-Plus's crop (its official recipe, done as it does it, with PIL): the face box made
+    square about its centre (side: its longer edge; black beyond the image), resized to `size` px with
+    PIL's default filter. RGB floats."""
+    from PIL import Image
+    x1, y1, x2, y2 = (float(v) for v in bbox[:4])
+    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) / 2
+    image = Image.fromarray(np.ascontiguousarray(bgr[..., ::-1]))
+    crop = image.crop((cx - half, cy - half, cx + half, cy + half)).resize((size, size))
+    return np.asarray(crop, dtype=np.float32) / 255.0
 
 
 def choose(faces: list[Face], how: str, index: int = 0) -> Face | None:

@@ -31,7 +31,8 @@ class IPAKitInsightFaceLoader:
 
 class IPAKitFaceAnalysis:
     DESCRIPTION = ("Finds one face per reference image (detection at 640 px, then smaller sizes) and gives its "
-                   "identity embedding and aligned crop; results are cached by image content.")
+                   "identity embedding and aligned crop (and the square face-box crop Kolors FaceID uses); results "
+                   "are cached by image content. For Kolors FaceID-Plus load antelopev2 and keep 'largest'.")
     CATEGORY = inputs.CATEGORY
     RETURN_TYPES = (inputs.FACES_TYPE, "IMAGE")
     RETURN_NAMES = ("faces", "face_crops")
@@ -67,7 +68,8 @@ class IPAKitApplyFaceID(IPAKitApply):
 
     def apply(self, model, ipadapter, faces, weight, weight_faceidv2, weight_type, combine_embeds, start_at, end_at,
               embeds_scaling, lora_strength, plus_version, clip_vision=None, attn_mask=None, weight_kolors=1.0):
-        return (engine.apply_faceid(model, ipadapter, faces, clip_vision, weight, weight_faceidv2, lora_strength,
+        shortcut = None if weight_faceidv2 < 0 else weight_faceidv2  # None: twice the weight
+        return (engine.apply_faceid(model, ipadapter, faces, clip_vision, weight, shortcut, lora_strength,
                                     weight_kolors, plus_version, weight_type=weight_type, combine_embeds=combine_embeds,
                                     start_at=start_at, end_at=end_at, embeds_scaling=embeds_scaling,
                                     attn_mask=attn_mask),)

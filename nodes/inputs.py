@@ -159,11 +159,13 @@ FACE_INDEX = ("INT", {"default": 0, "min": 0, "max": 63, "tooltip":
 SKIP_NO_FACE = ("BOOLEAN", {"default": False, "tooltip":
     "Leave out reference images without a face instead of stopping (for batches and animations)."})
 CROP_SIZE = ("INT", {"default": 224, "min": 112, "max": 512, "step": 16, "tooltip":
-    "Size of the aligned face crop that FaceID-Plus gives the CLIP encoder (224 official; 336 for Kolors)."})
+    "Size of the aligned face crop that FaceID-Plus gives the CLIP encoder (224 official). Kolors FaceID-Plus "
+    "always gets its own crop, as officially: the face box made square, at 336 px."})
 FACES = (FACES_TYPE, {"tooltip": "Faces from 'Analyze Faces (Kit)' or 'Load Faces (Kit)'."})
-FACEID_V2_WEIGHT = ("FLOAT", {"default": 2.0, "min": -1.0, "max": 5.0, "step": 0.05, "tooltip":
-    "FaceID-Plus v2 and Kolors: the weight of the shortcut (the identity tokens kept besides the crop's features); "
-    "2 x the weight is the leading pack's choice."})
+SHORTCUT_AUTO = -1.0  # weight_faceidv2 below 0: twice the weight
+FACEID_V2_WEIGHT = ("FLOAT", {"default": SHORTCUT_AUTO, "min": SHORTCUT_AUTO, "max": 5.0, "step": 0.05, "tooltip":
+    "FaceID-Plus v2 and Kolors: the weight of the shortcut (the identity tokens kept besides the crop's features). "
+    "-1 (the default) = 2 x the weight, as in the leading pack; 0 or more: that value, whatever the weight."})
 LORA_STRENGTH = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.01, "tooltip":
     "Strength of the LoRA inside FaceID and FaceID-Plus files, applied to the model through ComfyUI's patches "
     "(1.0 as in the official code; the leading pack uses 0.6). 0 to use the companion *_lora.safetensors with "

@@ -162,6 +162,9 @@ def make_plan(model, adapter: LoadedAdapter, layers, features: Callable[[], tupl
     already projected (cond, uncond) tokens (FaceID).
     """
     controls.check()
+    if tokens is None and adapter.spec.face:  # FaceID adapters take faces, never CLIP features of an image
+        raise ValueError(f"{adapter.name} ({adapter.spec.variant}) is a FaceID adapter: use 'Apply FaceID (Kit)' with "
+                         f"faces from 'Analyze Faces (Kit)' or 'Load Faces (Kit)'.")
     weight, frame_weights = _frame_weights(controls.weight)
     rules = plan_rules(controls, layers, adapter.spec.family, weight, role)
     if not rules or (frame_weights is not None and not frame_weights.any()):

@@ -29,6 +29,8 @@ class Faces:
     embeddings: torch.Tensor        # [N, 512] raw ArcFace embeddings
     crops: torch.Tensor             # [N, S, S, 3] aligned face crops (RGB, 0..1), for FaceID-Plus's CLIP part
     sources: tuple[int, ...] = ()   # which reference image each face came from
+    box_crops: torch.Tensor | None = None  # [N, 336, 336, 3] square face-box crops: Kolors FaceID-Plus's CLIP input
+    model_name: str = ""            # the insightface model that found them (buffalo_l, antelopev2; "" unknown)
 
     def normed(self) -> torch.Tensor:
         return F.normalize(self.embeddings.float(), dim=-1)
@@ -46,13 +48,34 @@ def _kv_hid_proj(model, tokens: torch.Tensor, scale: float) -> torch.Tensor:
     return out * float(scale)
 
 
+def _clip_crops(adapter: LoadedAdapter, faces: Faces) -> torch.Tensor:
+    """The crops FaceID-Plus encodes with CLIP: ArcFace-aligned ones, or for Kolors (its official recipe) the
+    square face-box crops at 336 px."""
+    if not adapter.spec.token_dim:
+        return faces.crops
+    from ..ip_models.face_analysis import KOLORS_MODEL
+    if faces.model_name and faces.model_name != KOLORS_MODEL:
+        log.warning("IPAdapter Kit: %s was trained on %s face embeddings, but these faces come from %s: load %s in "
+                    "'Load InsightFace (Kit)' for the identity it expects", adapter.name, KOLORS_MODEL,
+                    faces.model_name, KOLORS_MODEL)
+    if faces.box_crops is None:
+        log.warning("IPAdapter Kit: these faces carry no square face-box crop (saved by an older version): %s gets "
+                    "the aligned crops instead; analyse the faces again for Kolors' own crop", adapter.name)
+        return faces.crops
+    return faces.box_crops
+
+
+def _not_faceid(adapter: LoadedAdapter) -> str:
+    return (f"{adapter.name} ({adapter.spec.variant}) is not a FaceID adapter: it takes images, not faces: use "
+            f"'Apply IP-Adapter (Kit)' (or another apply node with an image input) with the reference image.")
+
+
 def face_tokens(model, adapter: LoadedAdapter, faces: Faces, clip_vision=None, shortcut_scale: float = 1.0,
                 combine: str = "concat", unfold: bool = False, kolors_scale: float = 1.0, shortcut: bool | None = None):
     """(cond, uncond) tokens for the faces: [1, N*T, C] joined, or [N, T, C] one per frame."""
     spec = adapter.spec
     if not spec.face:
-        raise FaceIDError(f"{adapter.name} ({spec.variant}) is not a FaceID adapter: it takes images, not faces; use "
-                          f"an apply node with an image input.")
+        raise FaceIDError(_not_faceid(adapter))
     cond = faces.embeddings.float() if spec.raw_face else faces.normed()
     clip_cond = clip_uncond = None
     if spec.face == "plus":
@@ -60,7 +83,7 @@ def face_tokens(model, adapter: LoadedAdapter, faces: Faces, clip_vision=None, s
             raise FaceIDError(f"{adapter.name} ({spec.variant}) also encodes the face crop with CLIP {spec.encoder_name}: "
                               f"connect clip_vision.")
         check_encoder(clip_vision, spec, adapter.name)
-        clip_cond = image_features(clip_vision, faces.crops, "penultimate")
+        clip_cond = image_features(clip_vision, _clip_crops(adapter, faces), "penultimate")
         clip_uncond = unconditional_features(clip_vision, "penultimate", clip_cond)
     if not unfold:
         cond = combine_embeds(cond, combine)
@@ -126,6 +149,8 @@ def apply_faceid(model, adapter: LoadedAdapter, faces: Faces, clip_vision=None, 
                  weight_faceidv2: float | None = None, lora_strength: float = 1.0, weight_kolors: float = 1.0,
                  plus_version: str = "auto", **controls):
     """A patched clone with the faces' identity tokens and (FaceID, FaceID-Plus) the adapter's LoRA."""
+    if not adapter.spec.face:
+        raise FaceIDError(_not_faceid(adapter))
     settings = Controls(weight=weight, **controls)
     v2 = adapter.spec.plus_v2 if plus_version == "auto" else plus_version == "v2"  # names hint, users decide
     first_weight = settings.weight[0] if isinstance(settings.weight, (list, tuple)) else settings.weight
@@ -164,7 +189,7 @@ def analyze_faces(face_model, images: torch.Tensor, choice: str = "largest", ind
     global _analyses
     from collections import OrderedDict
 
-    from ..ip_models.face_analysis import DETECTION_SIZES, choose, to_bgr
+    from ..ip_models.face_analysis import DETECTION_SIZES, KOLORS_CROP, choose, square_box_crop, to_bgr
     from .encode import _digest
     if _analyses is None:
         _analyses = OrderedDict()
@@ -173,7 +198,7 @@ def analyze_faces(face_model, images: torch.Tensor, choice: str = "largest", ind
         _analyses.move_to_end(key)
         return _analyses[key]
     stats["analyses"] += 1
-    embeddings, crops, sources = [], [], []
+    embeddings, crops, boxes, sources = [], [], [], []
     for i, image in enumerate(images):
         bgr = to_bgr(image)
         found = face_model.detect(bgr)
@@ -189,11 +214,14 @@ def analyze_faces(face_model, images: torch.Tensor, choice: str = "largest", ind
         face = choose(found, choice, index)
         embeddings.append(torch.from_numpy(face_model.embedding(bgr, face)))
         crops.append(torch.from_numpy(face_model.aligned_crop(bgr, face, crop_size).copy()))
+        boxes.append(torch.from_numpy(square_box_crop(bgr, face.bbox)))
         sources.append(i)
+    name = getattr(face_model, "name", "")
     if embeddings:
-        faces = Faces(torch.stack(embeddings), torch.stack(crops), tuple(sources))
+        faces = Faces(torch.stack(embeddings), torch.stack(crops), tuple(sources), torch.stack(boxes), name)
     else:
-        faces = Faces(torch.zeros(0, 512), torch.zeros(0, crop_size, crop_size, 3), ())
+        faces = Faces(torch.zeros(0, 512), torch.zeros(0, crop_size, crop_size, 3), (),
+                      torch.zeros(0, KOLORS_CROP, KOLORS_CROP, 3), name)
     _analyses[key] = faces
     while len(_analyses) > 32:
         _analyses.popitem(last=False)
@@ -207,8 +235,11 @@ def save_faces(faces: Faces, path: str) -> None:
     import json
 
     from safetensors.torch import save_file
-    save_file({"embeddings": faces.embeddings.float().contiguous(), "crops": faces.crops.float().contiguous()}, path,
-              metadata={"format": FACES_FORMAT, "sources": json.dumps(list(faces.sources))})
+    tensors = {"embeddings": faces.embeddings.float().contiguous(), "crops": faces.crops.float().contiguous()}
+    if faces.box_crops is not None:
+        tensors["box_crops"] = faces.box_crops.float().contiguous()
+    save_file(tensors, path, metadata={"format": FACES_FORMAT, "sources": json.dumps(list(faces.sources)),
+                                       "model_name": faces.model_name})
 
 
 def load_faces(path: str) -> Faces:
@@ -220,7 +251,9 @@ def load_faces(path: str) -> Faces:
         meta = f.metadata() or {}
         if meta.get("format") != FACES_FORMAT:
             raise FaceIDError(f"{os.path.basename(path)} is not a faces file saved by 'Save Faces (Kit)'.")
-        return Faces(f.get_tensor("embeddings"), f.get_tensor("crops").float(), tuple(json.loads(meta["sources"])))
+        boxes = f.get_tensor("box_crops").float() if "box_crops" in f.keys() else None  # older files have none
+        return Faces(f.get_tensor("embeddings"), f.get_tensor("crops").float(), tuple(json.loads(meta["sources"])),
+                     boxes, meta.get("model_name", ""))
 
 
 def apply_companion_lora(model, adapter: LoadedAdapter, path: str | None, strength: float):

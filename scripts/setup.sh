@@ -72,6 +72,7 @@ grep -vE '^(torch|torchvision|torchaudio)([<>=~ ].*)?$' "$COMFY/requirements.txt
 # requests: imported by app/frontend_management.py but missing from older requirement lists.
 $PIP install -q -r "$HOST_DIR/host-requirements.txt" requests
 $PIP install -q -r requirements.txt
-$PIP install -q -r tests/requirements.txt
+# wheels only for the FaceID test stack: no compiler, no source builds (insightface 2.x is pure Python)
+$PIP install -q --only-binary insightface,onnx,onnxruntime -r tests/requirements.txt
 stamp_of > "$STAMP"
 echo "[setup] done: host $HOST ($("$PY" -c "import sys; sys.path.insert(0, '$COMFY'); import comfyui_version; print(comfyui_version.__version__)" 2>/dev/null || echo "version unknown"))"

@@ -12,6 +12,31 @@ host.import_comfy()
 PACK = host.load_pack()
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_network():
+    """No test reaches the network: every proxy variable points at a closed loopback port, so a download
+    attempt (insightface's model zip, a hub lookup) fails at once; only the local test server is reached
+    directly (NO_PROXY). Child processes (the ComfyUI server) inherit it. Yields the proxy address."""
+    import os
+    import socket
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    names = PROXY_VARIABLES + ("NO_PROXY", "no_proxy")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: closed for name in PROXY_VARIABLES})
+    os.environ.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+    yield closed
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def pack():
     return PACK

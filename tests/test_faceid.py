@@ -88,6 +88,85 @@ def test_kolors_faceid_goes_through_the_unets_encoder_hid_proj(sdxl_model, make_
         del unet.encoder_hid_proj
 
 
+def test_a_plain_adapter_given_faces_on_the_apply_faceid_node_names_the_fix(sd15_model, make_adapter, faces):
+    plain = make_adapter(sd15_model, "sd15")
+    for weight in (1.0, 0.0):  # checked when applied, even where nothing would be encoded
+        with pytest.raises(FaceIDError, match=r"is not a FaceID adapter: it takes images, not faces: use 'Apply "
+                                              r"IP-Adapter \(Kit\)'"):
+            NODES["IPAKitApplyFaceID"]().apply(sd15_model, plain, faces, weight, -1.0, "linear", "concat", 0.0, 1.0,
+                                               "V only", 1.0, "auto")
+
+
+@pytest.mark.parametrize("node", ["IPAKitApply", "IPAKitApplyAdvanced"])
+@pytest.mark.parametrize("kind", ["faceid", "plusv2"])
+def test_a_faceid_adapter_on_an_image_apply_node_names_the_faceid_nodes(node, kind, request, sd15_model, clip_vit_h,
+                                                                        reference_images):
+    adapter = request.getfixturevalue(kind)
+    args = (1.0, 0.0, 1.0) if node == "IPAKitApply" else (1.0, "linear", "concat", 0.0, 1.0, "V only")
+    with pytest.raises(ValueError, match=r"is a FaceID adapter: use 'Apply FaceID \(Kit\)' with faces from 'Analyze "
+                                         r"Faces \(Kit\)' or 'Load Faces \(Kit\)'"):
+        NODES[node]().apply(sd15_model, adapter, clip_vit_h, reference_images[:1], *args)
+
+
+def test_the_apply_faceid_nodes_default_v2_shortcut_is_twice_the_weight(sd15_model, plusv2, faces, clip_vit_h):
+    default = NODES["IPAKitApplyFaceID"].INPUT_TYPES()["required"]["weight_faceidv2"][1]["default"]
+
+    def tokens(weight, weight_faceidv2):
+        (model,) = NODES["IPAKitApplyFaceID"]().apply(sd15_model, plusv2, faces, weight, weight_faceidv2, "linear",
+                                                      "concat", 0.0, 1.0, "V only", 0.0, "auto", clip_vision=clip_vit_h)
+        return first_plan(model).cond_tokens
+    assert torch.equal(tokens(0.7, default), tokens(0.7, 1.4)) and torch.equal(tokens(0.3, default), tokens(0.3, 0.6))
+    assert not torch.allclose(tokens(0.7, default), tokens(0.7, 2.0))
+    explicit = first_plan(apply_faceid(sd15_model, plusv2, faces, clip_vit_h, weight=0.7, weight_faceidv2=0.5))
+    assert torch.equal(tokens(0.7, 0.5), explicit.cond_tokens)  # a value of 0 or more is taken as it is
+
+
+@pytest.fixture(scope="module")
+def kolors(sdxl_model, make_adapter):
+    """Kolors FaceID-Plus, and the Kolors UNet's encoder_hid_proj (4096 -> 2048) on the model while in use."""
+    unet = sdxl_model.model.diffusion_model
+    unet.encoder_hid_proj = torch.nn.Linear(4096, 2048)
+    try:
+        yield make_adapter(sdxl_model, "kolors_faceid-plus")
+    finally:
+        del unet.encoder_hid_proj
+
+
+@pytest.fixture(scope="module")
+def kolors_faces():
+    gen = torch.Generator().manual_seed(6)
+    return Faces(torch.randn(2, 512, generator=gen) * 15, torch.rand(2, 56, 56, 3, generator=gen), (0, 1),
+                 box_crops=torch.rand(2, 48, 48, 3, generator=gen), model_name="antelopev2")
+
+
+def test_kolors_faceid_encodes_the_square_box_crops_and_the_raw_embedding(sdxl_model, kolors, kolors_faces):
+    from support.tiny_clip import make_clip_vision
+    vit_l = make_clip_vision("vit-l", seed=5)
+    tokens, _ = face_tokens(sdxl_model, kolors, kolors_faces, vit_l, shortcut_scale=1.0)
+    hid_proj = sdxl_model.model.diffusion_model.encoder_hid_proj
+
+    def expected(crops):
+        raw = kolors.model.project_faces(kolors_faces.embeddings, image_features(vit_l, crops, "penultimate"))
+        return hid_proj(raw).reshape(-1, 2048)
+    assert torch.allclose(tokens[0], expected(kolors_faces.box_crops), atol=1e-5)
+    assert not torch.allclose(tokens[0], expected(kolors_faces.crops), atol=1e-3)
+
+
+def test_kolors_faceid_warns_when_the_faces_are_not_from_antelopev2(sdxl_model, kolors, kolors_faces, caplog):
+    from dataclasses import replace
+
+    from support.tiny_clip import make_clip_vision
+    with caplog.at_level("WARNING"):
+        face_tokens(sdxl_model, kolors, replace(kolors_faces, model_name="buffalo_l"), make_clip_vision("vit-l", seed=5))
+    assert "trained on antelopev2 face embeddings, but these faces come from buffalo_l" in caplog.text
+
+
+def test_saved_faces_keep_kolors_box_crops_and_their_insightface_model(kolors_faces):
+    (saved,) = [NODES["IPAKitSaveFaces"]().save(kolors_faces, "kolors_faces")["ui"]["faces"][0]["filename"]]
+    loaded, _ = NODES["IPAKitLoadFaces"]().load(f"{saved} [output]")
+    assert torch.equal(loaded.box_crops, kolors_faces.box_crops) and loaded.model_name == "antelopev2"
+
+
 def test_saved_faces_load_back_bit_exact(faces):
     (saved,) = [NODES["IPAKitSaveFaces"]().save(faces, "roundtrip_faces")["ui"]["faces"][0]["filename"]]
     loaded, crops = NODES["IPAKitLoadFaces"]().load(f"{saved} [output]")

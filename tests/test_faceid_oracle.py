@@ -1,17 +1,25 @@
 """FaceID against diffusers 0.42.1 on tiny weights, fp32: every variant's projection, the whole patched
-UNet, and the LoRA inside the checkpoint applied through ComfyUI's patches against diffusers with the
-same LoRA loaded through PEFT."""
+UNet, the LoRA inside the checkpoint applied through ComfyUI's patches against diffusers with the
+same LoRA loaded through PEFT, Portrait's several faces in one attention, and Kolors FaceID-Plus
+(read from its released nested layout) through the Kolors UNet's encoder_hid_proj."""
 import pytest
 import torch
 
 import comfy.model_management
 
+from comfyui_ipadapter_kit.ip_models.identify import identify_file
 from comfyui_ipadapter_kit.patching.adapter_handle import load_adapter
+from comfyui_ipadapter_kit.patching.cross_attention import IPAttentionPatch
 from comfyui_ipadapter_kit.patching.encode import image_features, unconditional_features
-from comfyui_ipadapter_kit.patching.faceid import Faces, apply_faceid
-from support.checkpoints import FACEID_VARIANTS, VARIANT_INFO, make_adapter_state_dict, save_adapter
-from support.diffusers_oracle import diffusers_face_tokens, diffusers_unet_eps_faceid
-from support.patches import relative_error
+from comfyui_ipadapter_kit.patching.faceid import Faces, apply_faceid, face_tokens
+from comfyui_ipadapter_kit.patching.layers import cross_attention_layers
+from comfyui_ipadapter_kit.patching.plan import AdapterPlan
+from comfyui_ipadapter_kit.patching.weight_types import LayerRule
+from support.checkpoints import (FACEID_VARIANTS, VARIANT_INFO, make_adapter_state_dict, save_adapter,
+                                 save_released_kolors_faceid)
+from support.diffusers_oracle import (diffusers_face_tokens, diffusers_ip_cross_attention, diffusers_projection,
+                                      diffusers_unet_eps_faceid, load_adapter_into, make_cross_attention_pair)
+from support.patches import first_plan, relative_error
 from support.tiny_unets import cross_attention_layer_widths, unet_inputs
 
 TOLERANCE = 1e-4
@@ -105,3 +113,117 @@ def test_the_input_model_keeps_its_weights(face_adapters, faces, models, clip_vi
     after = models["sd15"].model.diffusion_model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not models["sd15"].patches and patched.patches  # the LoRA lives in the clone's patches only
+
+
+# --------------------------------------------------------------------------- one attention layer
+def one_layer(model, adapter_state, cond_tokens, uncond_tokens, adapter, reference_tokens, weight=0.7, heads=8):
+    """Our patch on the model's first cross-attention layer and diffusers' IP processor on the same
+    weights; reference_tokens: [2 (uncond, cond), n_images, T, cross] for diffusers."""
+    layer = cross_attention_layers(model.model.diffusion_model)[0]
+    comfy_attn, diff_attn = make_cross_attention_pair(layer.width, layer.context_dim, heads, layer.width // heads, seed=3)
+    patch = IPAttentionPatch(layer, (AdapterPlan(adapter, cond_tokens, uncond_tokens, {layer.key: LayerRule(weight)}),))
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 6 * 6, layer.width, generator=gen)
+    text = torch.randn(2, 7, layer.context_dim, generator=gen)
+    options = {"n_heads": heads, "dim_head": layer.width // heads, "cond_or_uncond": [1, 0],
+               "original_shape": [2, 4, 6, 6]}
+    with torch.no_grad():
+        ours = comfy_attn.to_out(patch(comfy_attn.to_q(x), comfy_attn.to_k(text), comfy_attn.to_v(text), options))
+    kv = adapter_state["ip_adapter"]
+    reference = diffusers_ip_cross_attention(diff_attn, kv[f"{layer.key}.to_k_ip.weight"],
+                                             kv[f"{layer.key}.to_v_ip.weight"], x, text, reference_tokens, weight)
+    return ours, reference
+
+
+# --------------------------------------------------------------------------- Portrait: several faces
+@pytest.fixture(scope="module")
+def three_faces():
+    gen = torch.Generator().manual_seed(9)
+    return Faces(torch.randn(3, 512, generator=gen) * 20, torch.rand(3, 56, 56, 3, generator=gen), (0, 1, 2))
+
+
+def test_portrait_with_three_faces_in_one_attention_layer_matches_diffusers(face_adapters, three_faces, models):
+    state, adapter = face_adapters["faceid-portrait_sd15"]
+    plan = first_plan(apply_faceid(models["sd15"], adapter, three_faces, weight=0.7))
+    assert plan.cond_tokens.shape == (1, 48, 768)  # 3 faces x 16 tokens, one softmax
+    normed = torch.nn.functional.normalize(three_faces.embeddings, dim=-1)
+    reference_tokens = torch.stack([diffusers_face_tokens(state["image_proj"], torch.zeros_like(normed)),
+                                    diffusers_face_tokens(state["image_proj"], normed)])  # [2, 3 faces, 16, 768]
+    ours, reference = one_layer(models["sd15"], state, plan.cond_tokens, plan.uncond_tokens, adapter, reference_tokens)
+    assert relative_error(ours, reference) < TOLERANCE
+
+
+def test_portrait_with_two_faces_through_the_whole_unet_matches_diffusers(face_adapters, three_faces, models,
+                                                                          diffusers_unets):
+    state, adapter = face_adapters["faceid-portrait_sd15"]
+    two = Faces(three_faces.embeddings[:2], three_faces.crops[:2], (0, 1))
+    ours = run_ours(apply_faceid(models["sd15"], adapter, two, weight=0.9), "sd15")
+    x, t, ctx, _, _ = unet_inputs("sd15", batch=2)
+    normed = torch.nn.functional.normalize(two.embeddings, dim=-1)
+    faces = torch.stack([normed, torch.zeros_like(normed)])  # [B (cond, uncond), 2 faces, 512]
+    unet = load_adapter_into(diffusers_unets["sd15"], state, 0.9)
+    with torch.no_grad():  # diffusers projects each face and joins their tokens: [B, 2, 16, 768]
+        reference = unet(x, t, encoder_hidden_states=ctx, added_cond_kwargs={"image_embeds": [faces]}).sample
+    assert relative_error(ours, reference) < TOLERANCE
+
+
+# --------------------------------------------------------------------------- Kolors FaceID-Plus
+@pytest.fixture(scope="module")
+def kolors(diffusers_unets, models, tmp_path_factory):
+    """Kolors FaceID-Plus at its real width (4096-wide tokens, 6 of them; a 1-layer perceiver), written as
+    released; the Kolors UNet's encoder_hid_proj (4096 -> 2048) on the SDXL-type model while in use."""
+    state = make_adapter_state_dict("kolors_faceid-plus", cross_attention_layer_widths(diffusers_unets["sdxl"]), seed=90)
+    path = save_released_kolors_faceid(state, tmp_path_factory.mktemp("kolors") / "ipa-faceid-plus.bin")
+    unet = models["sdxl"].model.diffusion_model
+    unet.encoder_hid_proj = torch.nn.Linear(4096, 2048)
+    try:
+        yield state, path, load_adapter(str(path))
+    finally:
+        del unet.encoder_hid_proj
+
+
+def test_the_released_kolors_layout_with_nested_adapter_modules_loads_and_is_identified(kolors):
+    state, path, adapter = kolors
+    assert set(torch.load(path, map_location="meta", weights_only=True)) == {"image_proj", "adapter_modules"}
+    assert (adapter.spec.variant, adapter.spec.projected_dim, adapter.spec.num_tokens) == ("kolors_faceid-plus", 4096, 6)
+    key = adapter.spec.layer_keys[0]
+    assert torch.equal(adapter.model.ip_adapter[str(key)].to_k_ip.weight.float(), state["ip_adapter"][f"{key}.to_k_ip.weight"])
+    identified = identify_file(str(path))  # headers only
+    assert identified.kind == "adapter" and identified.spec == adapter.spec
+
+
+def diffusers_kolors_projection(image_proj: dict, monkeypatch):
+    """diffusers' IPAdapterFaceIDPlusImageProjection at Kolors' sizes, loaded by diffusers' own converter (which
+    otherwise assumes 4 tokens and 4 layers of FF ratio 4)."""
+    import functools
+
+    import diffusers.loaders.unet as loader
+    info = VARIANT_INFO["kolors_faceid-plus"]
+    monkeypatch.setattr(loader, "IPAdapterFaceIDPlusImageProjection", functools.partial(
+        loader.IPAdapterFaceIDPlusImageProjection, num_tokens=info["tokens"], depth=info["depth"],
+        ffn_ratio=info["ff_mult"]))
+    return diffusers_projection(image_proj)
+
+
+def test_kolors_faceid_tokens_and_one_attention_layer_match_diffusers(kolors, models, monkeypatch):
+    from support.tiny_clip import make_clip_vision
+    state, _, adapter = kolors
+    vit_l = make_clip_vision("vit-l", seed=5)
+    gen = torch.Generator().manual_seed(10)
+    faces = Faces(torch.randn(1, 512, generator=gen) * 20, torch.rand(1, 56, 56, 3, generator=gen), (0,),
+                  box_crops=torch.rand(1, 48, 48, 3, generator=gen), model_name="antelopev2")
+    cond, uncond = face_tokens(models["sdxl"], adapter, faces, vit_l, shortcut_scale=1.3)
+    # the official recipe: the raw embedding and the square box crop; uncond: zeros for both inputs
+    clip_cond = image_features(vit_l, faces.box_crops, "penultimate")
+    proj = diffusers_kolors_projection(state["image_proj"], monkeypatch)
+    hid_proj = models["sdxl"].model.diffusion_model.encoder_hid_proj  # a plain linear before to_k_ip / to_v_ip
+    with torch.no_grad():
+        reference_tokens = []
+        for embedding, clip in ((torch.zeros_like(faces.embeddings), unconditional_features(vit_l, "penultimate", clip_cond)),
+                                (faces.embeddings, clip_cond)):
+            proj.clip_embeds, proj.shortcut, proj.shortcut_scale = clip.float()[:, None], True, 1.3
+            reference_tokens.append(hid_proj(proj(embedding.float())))
+    assert relative_error(cond, reference_tokens[1].reshape(1, -1, 2048)) < TOLERANCE
+    assert relative_error(uncond, reference_tokens[0].reshape(1, -1, 2048)) < TOLERANCE
+    ours, reference = one_layer(models["sdxl"], state, cond, uncond, adapter, torch.stack(reference_tokens), heads=4)
+    assert relative_error(ours, reference) < TOLERANCE

@@ -77,6 +77,13 @@ VARIANT_INFO["kolors_faceid-plus"] = {**_face("sdxl", "face-plus", 6, False, cli
                                               encoder="vit-l", clip_width=1024, depth=1, ff_mult=1), "token_dim": 4096}
 
 
+def save_released_kolors_faceid(state_dict: dict, path) -> Path:
+    """The released Kolors `ipa-faceid-plus.bin` layout: a pickle of nested `image_proj` and `adapter_modules`
+    dicts (its name for `ip_adapter`)."""
+    torch.save({"image_proj": state_dict["image_proj"], "adapter_modules": state_dict["ip_adapter"]}, path)
+    return Path(path)
+
+
 def image_proj_shapes(variant: str) -> dict[str, tuple]:
     """Key -> shape of the released `image_proj` state dict of `variant`."""
     info = VARIANT_INFO[variant]
