@@ -1,5 +1,10 @@
 """ComfyUI_IPAdapter_plus's embeddings, image, weights and regional-parameters nodes on our engine."""
+import os
+import shlex
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import folder_paths
 import torch
@@ -15,6 +20,8 @@ from .factory import node
 from .inputs import EMBEDS, PARAMS, STRATEGY
 from .pipeline import needs_clip, resolve
 
+PICKLE = ".ipadpt"  # the leading pack's embeddings: pickles, never unpickled here
+CONVERTER = Path(__file__).resolve().parents[1] / "scripts" / "convert_embeds.py"
 WEIGHTS_OUT = (("FLOAT", "weights"), ("FLOAT", "weights_invert"), ("INT", "total_frames"), ("IMAGE", "image_1"),
                ("IMAGE", "image_2"), (STRATEGY, "weights_strategy"))
 
@@ -31,6 +38,40 @@ def _combine(embed1, method, **more):
 def _save(embeds, filename_prefix):
     # numbered: never overwrites (the original always wrote the same file)
     return save_numbered(filename_prefix, engine.SUFFIX, "embeds", lambda path: engine.save(embeds, path))
+
+
+def converted_name(pickle_name: str) -> str:
+    """The file scripts/convert_embeds.py writes for `x.ipadpt`: `x.embeds.safetensors` beside it."""
+    return pickle_name[: -len(PICKLE)] + engine.SUFFIX
+
+
+def embeds_files() -> list[str]:
+    """Embeddings in input/ and output/ (' [output]'), .ipadpt pickles included, and for each converted file
+    in input/ the name of the pickle it came from: saved workflows name that, and keep validating once
+    the pickle is converted and removed."""
+    found = output_and_input_files((engine.SUFFIX, PICKLE))
+    aliases = {n[: -len(engine.SUFFIX)] + PICKLE for n in found if n.endswith(engine.SUFFIX)}
+    return sorted(set(found) | aliases)
+
+
+def _command(*args: str) -> str:
+    return subprocess.list2cmdline(args) if os.name == "nt" else shlex.join(args)
+
+
+def _load_embeds(embeds):
+    path = folder_paths.get_annotated_filepath(embeds)
+    if not path.endswith(PICKLE):
+        return engine.load(path)
+    converted = converted_name(path)
+    if os.path.isfile(converted):  # the safetensors twin scripts/convert_embeds.py wrote
+        return engine.load(converted)
+    if not os.path.isfile(path):
+        raise engine.EmbedsError(f"{embeds}: neither it nor {os.path.basename(converted)} is in the folder.")
+    raise engine.EmbedsError(
+        f"{embeds} is a pickle (ComfyUI_IPAdapter_plus's .ipadpt format), and pickles are never loaded here: they "
+        f"can run code. Convert it once (only tensors are read) with\n    "
+        f"{_command(sys.executable, str(CONVERTER), path)}\nwhich writes {os.path.basename(converted)} beside it; "
+        f"this node then loads that for '{embeds}'.")
 
 
 def _noise(type, strength, blur, image_optional=None):
@@ -76,8 +117,7 @@ NODES = [
     node("IPAdapterSaveEmbeds", "IPAdapter Save Embeds", "ipadapter/embeds", ("embeds", "filename_prefix"), (), (),
          _save, output_node=True),
     node("IPAdapterLoadEmbeds", "IPAdapter Load Embeds", "ipadapter/embeds", ("embeds",), (), ((EMBEDS, "EMBEDS"),),
-         lambda embeds: engine.load(folder_paths.get_annotated_filepath(embeds)),
-         file_lists={"embeds": lambda: output_and_input_files((engine.SUFFIX, ".ipadpt"))}),
+         _load_embeds, file_lists={"embeds": embeds_files}),
     node("IPAdapterNoise", "IPAdapter Noise", "ipadapter/utils", ("type", "strength", "blur"), ("image_optional",),
          (("IMAGE", "IMAGE"),), _noise),
     node("PrepImageForClipVision", "Prep Image For ClipVision", "ipadapter/utils",

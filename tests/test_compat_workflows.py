@@ -1,6 +1,8 @@
 """Workflows in ComfyUI_IPAdapter_plus users' format (its node ids, tests/data/compat_workflows),
-covering all 37 of its nodes: generated from one definition, twins that agree, each run end to end
-through the host's executor on generated tiny models (the HTTP test loads them in the editor's server)."""
+covering all 37 of its nodes: generated from one definition, twins that agree, each queued with
+POST /prompt on a real server on generated tiny models, every output node answering and the picture
+differing from the same workflow with its IPAdapter nodes bypassed (test_end_to_end loads them in the
+editor's server)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +13,7 @@ import pytest
 
 import host
 from support import workflow_format as wf
-from support.e2e_prompts import images, linked_outputs_only, localized, save_reference_embeds
+from support.e2e_prompts import images, linked_outputs_only, localized, save_reference_embeds, without_adapters
 
 sys.path.insert(0, str(host.REPO / "scripts"))
 import make_compat_workflows  # noqa: E402
@@ -45,11 +47,50 @@ def test_the_files_are_what_the_definition_generates_and_the_twins_agree(name, o
     assert wf.ui_to_api(load(name), object_info) == wf.strip_meta(load(name, api=True))
 
 
+# the nodes that patch the model (apply nodes, then the loaders they hang on): bypassed, each passes its model on
+PATCHING = sorted((i for i, spec in INTERFACE.items() if "model" in spec["input"]["required"]),
+                  key=lambda i: "Loader" in i)
+
+
+@pytest.fixture(scope="module")
+def server():
+    from support.host_models import prepare_models, write_reference_image
+    from support.server import ComfyServer
+    with ComfyServer() as srv:
+        names = prepare_models(srv.models_dir, which=("sd15", "faceid"))
+        write_reference_image(srv.input_dir)
+        served = srv.object_info()
+        yield srv, names, {i for i, info in served.items() if info.get("output_node")}
+
+
+def run(srv, api: dict) -> tuple[dict, np.ndarray]:
+    """The history entry of a prompt queued over HTTP, and the images its SaveImage nodes wrote."""
+    entry = srv.wait_for(srv.post_prompt(api))
+    saved = [srv.output_dir / img["subfolder"] / img["filename"] for nid, node in api.items()
+             if node["class_type"] == "SaveImage" for img in entry["outputs"][nid]["images"]]
+    return entry, images(saved)
+
+
+def files_written(srv, entry: dict, node_id: str) -> list:
+    """What one output node reported (images, previews, saved embeds), as paths."""
+    roots = {"output": srv.output_dir, "temp": srv.base / "temp"}
+    return [roots[item.get("type", "output")] / item.get("subfolder", "") / item["filename"]
+            for items in entry["outputs"].get(node_id, {}).values() for item in items]
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_each_compat_workflow_runs_end_to_end(name, inproc, sd15_names):
-    api = localized(load(name, api=True), sd15_names, size=64)
+def test_each_compat_workflow_runs_through_the_api_and_its_adapters_change_the_picture(name, server):
+    srv, names, output_nodes = server
+    api = wf.set_inputs(localized(load(name, api=True), names, size=64), "SaveImage", filename_prefix=f"compat_{name}")
     if name == "embeds":
-        save_reference_embeds(api, "IPAdapterLoadEmbeds", penultimate=True)
-    out = images(inproc.run(wf.set_inputs(api, "SaveImage", filename_prefix=f"compat_{name}")))
+        save_reference_embeds(api, "IPAdapterLoadEmbeds", penultimate=True, input_dir=srv.input_dir)
+    entry, out = run(srv, api)
+    for node_id in (nid for nid, node in api.items() if node["class_type"] in output_nodes):
+        written = files_written(srv, entry, node_id)
+        assert written and all(p.is_file() for p in written), api[node_id]["class_type"]
+    bypassed = wf.set_inputs(without_adapters(api, PATCHING), "SaveImage", filename_prefix=f"compat_{name}_bypassed")
+    assert not {n["class_type"] for n in bypassed.values()} & set(PATCHING)
+    _, plain = run(srv, bypassed)
     expected = 2 if name == "batch" else 1
-    assert out.shape == (expected, 64, 64, 3) and np.isfinite(out).all() and out.std() > 1.0
+    assert out.shape == plain.shape == (expected, 64, 64, 3) and np.isfinite(out).all() and out.std() > 1.0
+    assert np.abs(out - plain).mean() > 10.0, "the IPAdapter nodes did not change the picture"

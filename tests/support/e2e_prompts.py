@@ -42,23 +42,29 @@ def localized(api: dict, names: dict, size: int, steps: int = 2) -> dict:
     return api
 
 
-def without_adapters(api: dict) -> dict:
-    for kind in APPLY_NODES:  # each passes its model through
+def without_adapters(api: dict, kinds=APPLY_NODES) -> dict:
+    """`api` with every node of `kinds` bypassed: each passes its model input through (give apply nodes
+    before the loaders they hang on); what then feeds no SaveImage is pruned."""
+    for kind in kinds:
         if any(n["class_type"] == kind for n in api.values()):
             api = wf.without_node(api, kind)
     return api
 
 
-def save_reference_embeds(api: dict, node_type: str = "IPAKitLoadEmbeds", penultimate: bool = False) -> None:
-    """The embeddings file a load node of `api` asks for, in input/ (pooled ViT-H, or hidden states)."""
-    import folder_paths
+def save_reference_embeds(api: dict, node_type: str = "IPAKitLoadEmbeds", penultimate: bool = False,
+                          input_dir=None) -> None:
+    """The embeddings file a load node of `api` asks for, in `input_dir` (default: the in-process host's
+    input/): pooled ViT-H, or hidden states."""
     import torch
     from comfyui_ipadapter_kit.patching import embeds
+    if input_dir is None:
+        import folder_paths
+        input_dir = folder_paths.get_input_directory()
     name = next(n["inputs"]["embeds"] for n in api.values() if n["class_type"] == node_type)
     gen = torch.Generator().manual_seed(9)
     features = torch.randn(1, 257, 1280, generator=gen) if penultimate else torch.randn(1, 1024, generator=gen)
     embeds.save(embeds.Embeds(features, "penultimate" if penultimate else "image_embeds", "ViT-H-14", "sd15"),
-                str(Path(folder_paths.get_input_directory()) / name))
+                str(Path(input_dir) / name))
 
 
 def save_reference_faces(api: dict) -> None:
