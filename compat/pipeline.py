@@ -51,11 +51,12 @@ def apply(node: str, model, pipeline: Pipeline, image, weight=1.0, weight_faceid
                               f"FaceID models: connect one ('IPAdapter InsightFace Loader') or use the FaceID unified "
                               f"loader.")
         crop = 336 if adapter.spec.token_dim else FACE_CROP[adapter.spec.family]
-        faces = analyze_faces(pipeline.insightface, image, "highest score", 0, False, crop)
-        shortcut = 2.0 * float(weight if not isinstance(weight, (list, tuple)) else weight[0]) \
-            if weight_faceidv2 is None else weight_faceidv2
-        patched = apply_faceid(model, adapter, faces, pipeline.clip_vision, weight, shortcut, lora_strength=0.0,
-                               weight_kolors=weight_kolors, **controls)
+        # the leading pack takes the most confident face; Kolors' official recipe (kept here) the largest one
+        choice = "largest" if adapter.spec.token_dim else "highest score"
+        faces = analyze_faces(pipeline.insightface, image, choice, 0, False, crop)
+        # weight_faceidv2 None (nodes without that input): the engine's default, twice the weight
+        patched = apply_faceid(model, adapter, faces, pipeline.clip_vision, weight, weight_faceidv2, lora_strength=0.0,
+                               weight_kolors=weight_kolors, image_negative=image_negative, **controls)
         return patched, faces.crops
     patched = apply_adapter(model, adapter, needs_clip(pipeline, node), image, weight, attn_mask=controls.pop(
         "attn_mask", None), image_negative=image_negative, encode_batch_size=encode_batch_size, **controls)

@@ -64,15 +64,16 @@ class IPAKitApplyFaceID(IPAKitApply):
                              "embeds_scaling": inputs.EMBEDS_SCALING, "lora_strength": inputs.LORA_STRENGTH,
                              "plus_version": inputs.PLUS_VERSION},
                 "optional": {"clip_vision": inputs.CLIP_VISION, "attn_mask": inputs.ATTN_MASK,
-                             "weight_kolors": inputs.WEIGHT_KOLORS}}
+                             "weight_kolors": inputs.WEIGHT_KOLORS, "image_negative": inputs.FACE_IMAGE_NEGATIVE}}
 
     def apply(self, model, ipadapter, faces, weight, weight_faceidv2, weight_type, combine_embeds, start_at, end_at,
-              embeds_scaling, lora_strength, plus_version, clip_vision=None, attn_mask=None, weight_kolors=1.0):
+              embeds_scaling, lora_strength, plus_version, clip_vision=None, attn_mask=None, weight_kolors=1.0,
+              image_negative=None):
         shortcut = None if weight_faceidv2 < 0 else weight_faceidv2  # None: twice the weight
         return (engine.apply_faceid(model, ipadapter, faces, clip_vision, weight, shortcut, lora_strength,
                                     weight_kolors, plus_version, weight_type=weight_type, combine_embeds=combine_embeds,
                                     start_at=start_at, end_at=end_at, embeds_scaling=embeds_scaling,
-                                    attn_mask=attn_mask),)
+                                    attn_mask=attn_mask, image_negative=image_negative),)
 
 
 class IPAKitSaveFaces:

@@ -161,6 +161,8 @@ SKIP_NO_FACE = ("BOOLEAN", {"default": False, "tooltip":
 CROP_SIZE = ("INT", {"default": 224, "min": 112, "max": 512, "step": 16, "tooltip":
     "Size of the aligned face crop that FaceID-Plus gives the CLIP encoder (224 official). Kolors FaceID-Plus "
     "always gets its own crop, as officially: the face box made square, at 336 px."})
+FACE_IMAGE_NEGATIVE = ("IMAGE", {"tooltip": "FaceID-Plus: an image whose CLIP features take the negative side "
+    "(by default what the adapter was trained with). FaceID and Portrait have no CLIP part and ignore it."})
 FACES = (FACES_TYPE, {"tooltip": "Faces from 'Analyze Faces (Kit)' or 'Load Faces (Kit)'."})
 SHORTCUT_AUTO = -1.0  # weight_faceidv2 below 0: twice the weight
 FACEID_V2_WEIGHT = ("FLOAT", {"default": SHORTCUT_AUTO, "min": SHORTCUT_AUTO, "max": 5.0, "step": 0.05, "tooltip":

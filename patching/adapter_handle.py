@@ -42,6 +42,13 @@ class LoadedAdapter:
         return self
 
 
+def require_image_adapter(adapter: LoadedAdapter) -> None:
+    """Image and embeddings nodes take CLIP features; a FaceID adapter needs faces instead."""
+    if adapter.spec.face:
+        raise ValueError(f"{adapter.name} ({adapter.spec.variant}) is a FaceID adapter: use 'Apply FaceID (Kit)' with "
+                         f"faces from 'Analyze Faces (Kit)' or 'Load Faces (Kit)'.")
+
+
 def patcher_class():
     """Looked up at call time: the host replaces CoreModelPatcher after its modules are imported."""
     return getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)

@@ -18,7 +18,7 @@ import torch
 from ..ip_models.combine import COMBINE_METHODS, combine_embeds
 from ..ip_models.scaling import SCALING_MODES
 from ..ip_models.spec import FAMILIES, FAMILY_NAMES
-from .adapter_handle import LoadedAdapter
+from .adapter_handle import LoadedAdapter, require_image_adapter
 from .cross_attention import IPAttentionPatch
 from .encode import check_encoder, image_features, unconditional_features
 from .layer_weights import parse_layer_weights
@@ -162,9 +162,8 @@ def make_plan(model, adapter: LoadedAdapter, layers, features: Callable[[], tupl
     already projected (cond, uncond) tokens (FaceID).
     """
     controls.check()
-    if tokens is None and adapter.spec.face:  # FaceID adapters take faces, never CLIP features of an image
-        raise ValueError(f"{adapter.name} ({adapter.spec.variant}) is a FaceID adapter: use 'Apply FaceID (Kit)' with "
-                         f"faces from 'Analyze Faces (Kit)' or 'Load Faces (Kit)'.")
+    if tokens is None:
+        require_image_adapter(adapter)
     weight, frame_weights = _frame_weights(controls.weight)
     rules = plan_rules(controls, layers, adapter.spec.family, weight, role)
     if not rules or (frame_weights is not None and not frame_weights.any()):
@@ -206,16 +205,20 @@ def apply_plans(model, plans: Sequence[AdapterPlan | None]):
 def apply_adapter(model, adapter: LoadedAdapter, clip_vision, image: torch.Tensor, weight=1.0,
                   start_at: float = 0.0, end_at: float = 1.0, attn_mask: torch.Tensor | None = None,
                   image_negative: torch.Tensor | None = None, encode_batch_size: int = 0,
-                  features: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None, **controls):
+                  features: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
+                  inputs: dict[str, str] | None = None, **controls):
     """Return a patched clone of `model`; the input is never modified. `controls`: see Controls.
 
-    `features` replaces encoding `image` with `clip_vision` (embeddings, tiles, enhanced features).
+    `features` replaces encoding `image` with `clip_vision` (embeddings, tiles, enhanced features);
+    `inputs` renames the node inputs that sampling-time count errors name (see AdapterPlan.named).
     """
     settings = Controls(weight=weight, start_at=start_at, end_at=end_at, attn_mask=attn_mask, **controls)
     layers = match_layers(model, adapter)
     features = features or (lambda: encode(adapter, clip_vision, image, image_negative, settings.combine_embeds,
                                            settings.unfold_batch, encode_batch_size))
     plan = make_plan(model, adapter, layers, features, settings)
+    if plan is not None and inputs:
+        plan = plan.named(**inputs)
     if plan is None:
         log.info("IPAdapter Kit: weight 0 on every layer, %s left out (no cost)", adapter.name)
     else:

@@ -14,7 +14,7 @@ import torch
 
 from ..ip_models.combine import combine_embeds
 from ..ip_models.spec import AdapterSpec
-from .adapter_handle import LoadedAdapter
+from .adapter_handle import LoadedAdapter, require_image_adapter
 from .encode import check_encoder, image_features, unconditional_features
 
 FORMAT = "ipakit-embeds/1"
@@ -54,6 +54,7 @@ def encode_embeds(adapter: LoadedAdapter, clip_vision, image: torch.Tensor, weig
                   mask: torch.Tensor | None = None, batch_size: int = 0) -> tuple[Embeds, Embeds]:
     """(positive, negative) embeddings; `weight` scales the positive ones in CLIP space."""
     spec = adapter.spec
+    require_image_adapter(adapter)
     check_encoder(clip_vision, spec, adapter.name)
     cond = image_features(clip_vision, image, spec.clip_input, mask=mask, batch_size=batch_size)
     uncond = unconditional_features(clip_vision, spec.clip_input, cond)
@@ -122,6 +123,7 @@ def apply_embeds(model, adapter: LoadedAdapter, pos: Embeds, neg: Embeds | None 
     needs `clip_vision` only when no `neg` is given)."""
     from .apply import apply_adapter, pair_features
     spec = adapter.spec
+    require_image_adapter(adapter)
     check_fits(pos, spec, adapter.name)
     if neg is not None:
         check_fits(neg, spec, adapter.name, "neg_embed")
@@ -135,4 +137,5 @@ def apply_embeds(model, adapter: LoadedAdapter, pos: Embeds, neg: Embeds | None 
         uncond = neg.features if neg is not None else unconditional_features(clip_vision, spec.clip_input, pos.features)
         return pair_features(pos.features, uncond, controls.get("combine_embeds", "concat"),
                              controls.get("unfold_batch", False))
-    return apply_adapter(model, adapter, clip_vision, None, features=features, **controls)
+    return apply_adapter(model, adapter, clip_vision, None, features=features,
+                         inputs={"image": "pos_embed", "image_negative": "neg_embed"}, **controls)

@@ -70,9 +70,24 @@ def _not_faceid(adapter: LoadedAdapter) -> str:
             f"'Apply IP-Adapter (Kit)' (or another apply node with an image input) with the reference image.")
 
 
+def _negative_clip(adapter: LoadedAdapter, clip_vision, clip_cond: torch.Tensor,
+                   image_negative: torch.Tensor | None) -> torch.Tensor:
+    """FaceID-Plus's negative CLIP part: the hidden states of `image_negative` when given; otherwise what
+    the adapter was trained with (Kolors: zeros, as its official recipe; the others: CLIP on zero pixels)."""
+    if image_negative is not None:
+        return image_features(clip_vision, image_negative, "penultimate")
+    if adapter.spec.token_dim:
+        return torch.zeros_like(clip_cond[:1])
+    return unconditional_features(clip_vision, "penultimate", clip_cond)
+
+
 def face_tokens(model, adapter: LoadedAdapter, faces: Faces, clip_vision=None, shortcut_scale: float = 1.0,
-                combine: str = "concat", unfold: bool = False, kolors_scale: float = 1.0, shortcut: bool | None = None):
-    """(cond, uncond) tokens for the faces: [1, N*T, C] joined, or [N, T, C] one per frame."""
+                combine: str = "concat", unfold: bool = False, kolors_scale: float = 1.0, shortcut: bool | None = None,
+                image_negative: torch.Tensor | None = None):
+    """(cond, uncond) tokens for the faces: [1, N*T, C] joined, or [N, T, C] one per frame.
+
+    The negative side is a zero face embedding, with (FaceID-Plus) `image_negative`'s CLIP hidden
+    states: one negative image, or one per face, combined like the faces."""
     spec = adapter.spec
     if not spec.face:
         raise FaceIDError(_not_faceid(adapter))
@@ -84,7 +99,12 @@ def face_tokens(model, adapter: LoadedAdapter, faces: Faces, clip_vision=None, s
                               f"connect clip_vision.")
         check_encoder(clip_vision, spec, adapter.name)
         clip_cond = image_features(clip_vision, _clip_crops(adapter, faces), "penultimate")
-        clip_uncond = unconditional_features(clip_vision, "penultimate", clip_cond)
+        clip_uncond = _negative_clip(adapter, clip_vision, clip_cond, image_negative)
+        if clip_uncond.shape[0] not in (1, clip_cond.shape[0]):
+            raise FaceIDError(f"image_negative has {clip_uncond.shape[0]} images for {clip_cond.shape[0]} faces: give "
+                              f"one negative image or one per face.")
+        if not unfold and clip_uncond.shape[0] > 1:
+            clip_uncond = combine_embeds(clip_uncond, combine)
     if not unfold:
         cond = combine_embeds(cond, combine)
         clip_cond = None if clip_cond is None else combine_embeds(clip_cond, combine)
@@ -97,7 +117,8 @@ def face_tokens(model, adapter: LoadedAdapter, faces: Faces, clip_vision=None, s
             tokens = _kv_hid_proj(model, tokens.float(), kolors_scale)
         return tokens if unfold else tokens.reshape(1, -1, tokens.shape[-1])
     cond_tokens = project(cond, clip_cond)
-    uncond_tokens = project(torch.zeros_like(cond[:1]), clip_uncond)
+    rows = 1 if clip_uncond is None else clip_uncond.shape[0]
+    uncond_tokens = project(torch.zeros_like(cond[:1]).expand(rows, -1), clip_uncond)
     if not unfold:  # the same number of tokens on both sides of CFG
         uncond_tokens = uncond_tokens.repeat(1, cond_tokens.shape[1] // uncond_tokens.shape[1], 1)
     return cond_tokens, uncond_tokens
@@ -147,8 +168,10 @@ def apply_lora(patched, adapter: LoadedAdapter, strength: float):
 
 def apply_faceid(model, adapter: LoadedAdapter, faces: Faces, clip_vision=None, weight=1.0,
                  weight_faceidv2: float | None = None, lora_strength: float = 1.0, weight_kolors: float = 1.0,
-                 plus_version: str = "auto", **controls):
-    """A patched clone with the faces' identity tokens and (FaceID, FaceID-Plus) the adapter's LoRA."""
+                 plus_version: str = "auto", image_negative: torch.Tensor | None = None, **controls):
+    """A patched clone with the faces' identity tokens and (FaceID, FaceID-Plus) the adapter's LoRA.
+
+    `image_negative`: FaceID-Plus's CLIP source for the negative side (see face_tokens)."""
     if not adapter.spec.face:
         raise FaceIDError(_not_faceid(adapter))
     settings = Controls(weight=weight, **controls)
@@ -159,7 +182,9 @@ def apply_faceid(model, adapter: LoadedAdapter, faces: Faces, clip_vision=None, 
         raise FaceIDError("No face to apply: every reference image was skipped for having no face.")
     layers = match_layers(model, adapter)
     plan = make_plan(model, adapter, layers, None, settings, tokens=lambda: face_tokens(
-        model, adapter, faces, clip_vision, shortcut, settings.combine_embeds, settings.unfold_batch, weight_kolors, v2))
+        model, adapter, faces, clip_vision, shortcut, settings.combine_embeds, settings.unfold_batch, weight_kolors, v2,
+        image_negative))
+    plan = plan and plan.named(image="faces")  # one face per frame: count errors name the faces input
     patched = apply_plans(model, [plan])
     log.info("IPAdapter Kit: %s on %d face(s)%s", adapter.name, faces.embeddings.shape[0],
              f", LoRA at {lora_strength}" if adapter.lora else "")

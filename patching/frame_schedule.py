@@ -141,4 +141,4 @@ def prompt_schedule(strategy: WeightsStrategy, prompt: str) -> str:
     keyed += [(i * length + offset, text) for i, text in enumerate(prompts)]
     if strategy.add_ending_frames > 0:
         keyed.append((count * length + offset, prompts[-1]))
-    return "\n".join(f'"{frame}": {json.dumps(text)},' for frame, text in keyed)
+    return "\n".join(f'"{frame}": {json.dumps(text, ensure_ascii=False)},' for frame, text in keyed)

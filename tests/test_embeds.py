@@ -13,6 +13,7 @@ from comfyui_ipadapter_kit.nodes import NODE_CLASS_MAPPINGS as NODES
 from comfyui_ipadapter_kit.patching import embeds as engine
 from comfyui_ipadapter_kit.patching.apply import apply_adapter
 from comfyui_ipadapter_kit.patching.encode import image_features
+from comfyui_ipadapter_kit.patching.plan import BatchMismatchError
 from comfyui_ipadapter_kit.ip_models.adapter import IPAdapterModel
 import host
 from sampling import ksample
@@ -71,6 +72,24 @@ def test_embeds_from_another_encoder_are_refused_with_the_fix(sd15_model, sd15_a
         engine.apply_embeds(sd15_model, sd15_adapter, pos)
     with pytest.raises(engine.EmbedsError, match="connect neg_embed .* or clip_vision"):
         engine.apply_embeds(sd15_model, plus_adapter, pos)
+
+
+def test_a_faceid_adapter_on_the_embeds_nodes_names_the_faceid_nodes(sd15_model, sd15_adapter, make_adapter,
+                                                                     clip_vit_h, reference_images):
+    faceid = make_adapter(sd15_model, "faceid_sd15", ext=".bin")
+    with pytest.raises(ValueError, match=r"is a FaceID adapter: use 'Apply FaceID \(Kit\)'"):
+        encode(faceid, clip_vit_h, reference_images[:1])
+    pos, _ = encode(sd15_adapter, clip_vit_h, reference_images[:1])
+    with pytest.raises(ValueError, match=r"is a FaceID adapter: use 'Apply FaceID \(Kit\)'"):
+        engine.apply_embeds(sd15_model, faceid, pos)
+
+
+def test_too_many_embeddings_for_the_frames_are_named_pos_embed(sd15_model, sd15_adapter, clip_vit_h,
+                                                                reference_images):
+    pos, neg = encode(sd15_adapter, clip_vit_h, reference_images[:3])
+    patched = engine.apply_embeds(sd15_model, sd15_adapter, pos, neg, unfold_batch=True)
+    with pytest.raises(BatchMismatchError, match="^pos_embed has 3 images for 2 latent frames"):
+        ksample(patched, "sd15", batch=2)
 
 
 def test_combine_embeds_follows_the_formulas_and_refuses_mixed_inputs(sd15_adapter, plus_adapter, clip_vit_h,

@@ -152,6 +152,32 @@ def test_kolors_faceid_encodes_the_square_box_crops_and_the_raw_embedding(sdxl_m
     assert not torch.allclose(tokens[0], expected(kolors_faces.crops), atol=1e-3)
 
 
+def test_kolors_faceid_negative_is_zeros_for_both_inputs(sdxl_model, kolors, kolors_faces):
+    from support.tiny_clip import make_clip_vision
+    vit_l = make_clip_vision("vit-l", seed=5)
+    _, uncond = face_tokens(sdxl_model, kolors, kolors_faces, vit_l, shortcut_scale=1.0)
+    hidden = image_features(vit_l, kolors_faces.box_crops, "penultimate")
+    zeros = kolors.model.project_faces(torch.zeros(1, 512), torch.zeros_like(hidden[:1]))
+    expected = sdxl_model.model.diffusion_model.encoder_hid_proj(zeros).reshape(-1, 2048)
+    assert torch.allclose(uncond[0], expected.repeat(2, 1), atol=1e-5)  # the official recipe's negative
+
+
+def test_faceid_plus_takes_image_negative_as_the_clip_source_of_its_negative(sd15_model, plusv2, faces, clip_vit_h):
+    gen = torch.Generator().manual_seed(9)
+    negative = torch.rand(1, 40, 40, 3, generator=gen)
+    _, trained = face_tokens(sd15_model, plusv2, faces, clip_vit_h, shortcut_scale=1.0)
+    _, given = face_tokens(sd15_model, plusv2, faces, clip_vit_h, shortcut_scale=1.0, image_negative=negative)
+    expected = plusv2.model.project_faces(torch.zeros(1, 512), image_features(clip_vit_h, negative, "penultimate"),
+                                          True, 1.0)
+    assert torch.allclose(given[0], expected[0].repeat(2, 1), atol=1e-5)  # once per face, like the trained one
+    assert given.shape == trained.shape and not torch.allclose(given, trained, atol=1e-3)
+    (patched,) = NODES["IPAKitApplyFaceID"]().apply(sd15_model, plusv2, faces, 1.0, 1.0, "linear", "concat", 0.0,
+                                                    1.0, "V only", 0.0, "auto", clip_vit_h, image_negative=negative)
+    assert torch.equal(first_plan(patched).uncond_tokens, given)
+    with pytest.raises(FaceIDError, match="image_negative has 3 images for 2 faces"):
+        face_tokens(sd15_model, plusv2, faces, clip_vit_h, image_negative=negative.repeat(3, 1, 1, 1))
+
+
 def test_kolors_faceid_warns_when_the_faces_are_not_from_antelopev2(sdxl_model, kolors, kolors_faces, caplog):
     from dataclasses import replace
 

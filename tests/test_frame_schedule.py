@@ -97,3 +97,8 @@ def test_the_weights_node_returns_images_per_frame_and_its_strategy():
 def test_a_weight_that_is_not_a_number_is_named():
     with pytest.raises(ValueError, match="weights: 'high' is not a number"):
         segment(WeightsStrategy("1.0, high", "custom"))
+
+
+def test_the_prompt_schedule_keeps_prompts_in_any_language_readable():
+    text = prompt_schedule(WeightsStrategy("1, 0", "custom", frame_count=1), "ein Bär im Schnee, 雪の中")
+    assert text == '"0": "ein Bär im Schnee, 雪の中",'
