@@ -9,16 +9,13 @@ import comfy.model_management
 
 from comfyui_ipadapter_kit.ip_models.identify import identify_file
 from comfyui_ipadapter_kit.patching.adapter_handle import load_adapter
-from comfyui_ipadapter_kit.patching.cross_attention import IPAttentionPatch
 from comfyui_ipadapter_kit.patching.encode import image_features, unconditional_features
 from comfyui_ipadapter_kit.patching.faceid import Faces, apply_faceid, face_tokens
-from comfyui_ipadapter_kit.patching.layers import cross_attention_layers
-from comfyui_ipadapter_kit.patching.plan import AdapterPlan
-from comfyui_ipadapter_kit.patching.weight_types import LayerRule
 from support.checkpoints import (FACEID_VARIANTS, VARIANT_INFO, make_adapter_state_dict, save_adapter,
                                  save_released_kolors_faceid)
-from support.diffusers_oracle import (diffusers_face_tokens, diffusers_ip_cross_attention, diffusers_projection,
-                                      diffusers_unet_eps_faceid, load_adapter_into, make_cross_attention_pair)
+from support.diffusers_oracle import (diffusers_face_tokens, diffusers_projection,
+                                      diffusers_unet_eps_faceid, load_adapter_into)
+from support.one_layer import ours_and_diffusers
 from support.patches import first_plan, relative_error
 from support.tiny_unets import cross_attention_layer_widths, unet_inputs
 
@@ -116,23 +113,6 @@ def test_the_input_model_keeps_its_weights(face_adapters, faces, models, clip_vi
 
 
 # --------------------------------------------------------------------------- one attention layer
-def one_layer(model, adapter_state, cond_tokens, uncond_tokens, adapter, reference_tokens, weight=0.7, heads=8):
-    """Our patch on the model's first cross-attention layer and diffusers' IP processor on the same
-    weights; reference_tokens: [2 (uncond, cond), n_images, T, cross] for diffusers."""
-    layer = cross_attention_layers(model.model.diffusion_model)[0]
-    comfy_attn, diff_attn = make_cross_attention_pair(layer.width, layer.context_dim, heads, layer.width // heads, seed=3)
-    patch = IPAttentionPatch(layer, (AdapterPlan(adapter, cond_tokens, uncond_tokens, {layer.key: LayerRule(weight)}),))
-    gen = torch.Generator().manual_seed(4)
-    x = torch.randn(2, 6 * 6, layer.width, generator=gen)
-    text = torch.randn(2, 7, layer.context_dim, generator=gen)
-    options = {"n_heads": heads, "dim_head": layer.width // heads, "cond_or_uncond": [1, 0],
-               "original_shape": [2, 4, 6, 6]}
-    with torch.no_grad():
-        ours = comfy_attn.to_out(patch(comfy_attn.to_q(x), comfy_attn.to_k(text), comfy_attn.to_v(text), options))
-    kv = adapter_state["ip_adapter"]
-    reference = diffusers_ip_cross_attention(diff_attn, kv[f"{layer.key}.to_k_ip.weight"],
-                                             kv[f"{layer.key}.to_v_ip.weight"], x, text, reference_tokens, weight)
-    return ours, reference
 
 
 # --------------------------------------------------------------------------- Portrait: several faces
@@ -149,7 +129,7 @@ def test_portrait_with_three_faces_in_one_attention_layer_matches_diffusers(face
     normed = torch.nn.functional.normalize(three_faces.embeddings, dim=-1)
     reference_tokens = torch.stack([diffusers_face_tokens(state["image_proj"], torch.zeros_like(normed)),
                                     diffusers_face_tokens(state["image_proj"], normed)])  # [2, 3 faces, 16, 768]
-    ours, reference = one_layer(models["sd15"], state, plan.cond_tokens, plan.uncond_tokens, adapter, reference_tokens)
+    ours, reference = ours_and_diffusers(models["sd15"], state, plan.cond_tokens, plan.uncond_tokens, adapter, reference_tokens)
     assert relative_error(ours, reference) < TOLERANCE
 
 
@@ -225,5 +205,5 @@ def test_kolors_faceid_tokens_and_one_attention_layer_match_diffusers(kolors, mo
             reference_tokens.append(hid_proj(proj(embedding.float())))
     assert relative_error(cond, reference_tokens[1].reshape(1, -1, 2048)) < TOLERANCE
     assert relative_error(uncond, reference_tokens[0].reshape(1, -1, 2048)) < TOLERANCE
-    ours, reference = one_layer(models["sdxl"], state, cond, uncond, adapter, torch.stack(reference_tokens), heads=4)
+    ours, reference = ours_and_diffusers(models["sdxl"], state, cond, uncond, adapter, torch.stack(reference_tokens), heads=4)
     assert relative_error(ours, reference) < TOLERANCE

@@ -14,6 +14,7 @@ from support.checkpoints import VARIANT_INFO, VARIANTS, make_adapter_state_dict,
 from support.diffusers_oracle import (diffusers_image_tokens, diffusers_ip_cross_attention, diffusers_unet_eps,
                                       make_cross_attention_pair)
 from support.tiny_unets import cross_attention_layer_widths, unet_inputs
+from support.one_layer import ours_and_diffusers
 from support.patches import relative_error
 
 
@@ -67,28 +68,14 @@ def test_one_cross_attention_layer_matches_diffusers(variant, n_images, adapters
     state, adapter = adapters[variant]
     layer = cross_attention_layers(models[VARIANT_INFO[variant]["family"]].model.diffusion_model)[0]
     heads = 8 if VARIANT_INFO[variant]["family"] == "sd15" else layer.width // 64
-    comfy_attn, diff_attn = make_cross_attention_pair(layer.width, layer.context_dim, heads, layer.width // heads,
-                                                      seed=3)
     cond, uncond = features_for(variant, encoders, reference_images[:n_images])
     uncond = uncond.expand_as(cond)
     tokens = {kind: adapter.model.project(f).reshape(1, -1, layer.context_dim)
               for kind, f in (("cond", cond), ("uncond", uncond))}
-    plan = AdapterPlan(adapter, tokens["cond"], tokens["uncond"], {layer.key: LayerRule(0.7)})
-    patch = IPAttentionPatch(layer, (plan,))
-
-    gen = torch.Generator().manual_seed(4)
-    x = torch.randn(2, 6 * 6, layer.width, generator=gen)
-    text = torch.randn(2, 7, layer.context_dim, generator=gen)
-    options = {"n_heads": heads, "dim_head": layer.width // heads, "cond_or_uncond": [1, 0],
-               "original_shape": [2, 4, 6, 6]}
-    with torch.no_grad():
-        ours = comfy_attn.to_out(patch(comfy_attn.to_q(x), comfy_attn.to_k(text), comfy_attn.to_v(text), options))
-
     ref_tokens = torch.cat([diffusers_image_tokens(state["image_proj"], uncond)[None],
                             diffusers_image_tokens(state["image_proj"], cond)[None]])  # [2, n, T, cross]
-    kv = state["ip_adapter"]
-    reference = diffusers_ip_cross_attention(diff_attn, kv[f"{layer.key}.to_k_ip.weight"],
-                                             kv[f"{layer.key}.to_v_ip.weight"], x, text, ref_tokens, 0.7)
+    ours, reference = ours_and_diffusers(models[VARIANT_INFO[variant]["family"]], state, tokens["cond"],
+                                         tokens["uncond"], adapter, ref_tokens, heads=heads)
     assert relative_error(ours, reference) < tolerance(variant)
 
 
