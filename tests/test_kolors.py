@@ -53,3 +53,10 @@ def test_kolors_plus_with_a_vit_h_encoder_says_which_to_load(kolors, clip_vit_h,
     from comfyui_ipadapter_kit.patching.encode import EncoderMismatchError
     with pytest.raises(EncoderMismatchError, match="needs the CLIP ViT-L-14-336 .*clip-vit-large-patch14-336"):
         apply_adapter(models["sdxl"], kolors[1], clip_vit_h, reference_images[:1])
+
+
+def test_kolors_plus_samples_through_the_hosts_ksampler(kolors, vit_l, models, reference_images):
+    from sampling import ksample
+    patched = apply_adapter(models["sdxl"], kolors[1], vit_l, reference_images[:1], weight=0.8)
+    out, plain = ksample(patched, "sdxl"), ksample(models["sdxl"], "sdxl")
+    assert torch.isfinite(out).all() and not torch.allclose(out, plain, atol=1e-3)
