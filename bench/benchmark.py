@@ -3,9 +3,9 @@
 A real-architecture SD1.5 UNet (860M parameters, random weights) samples a 256x256 image (32x32
 latent) with CFG on the CPU; the same run times the unpatched model and the model patched with a
 standard and a plus adapter, with weight 0, with a start/end window, with the "style transfer"
-weight type, with three stacked adapters each under its own mask, and with FaceID-PlusV2 and its
-LoRA (rank 128 on every attention layer, merged when the model loads). The attention calls of the
-first step (sigma max, before the window) are counted per model.
+weight type, with three stacked adapters each under its own mask, and with FaceID-PlusV2 with its
+LoRA (rank 128 on every attention layer, merged when the model loads) and without it. The
+attention calls of the first step (sigma max, before the window) are counted per model.
 
 Each round samples two steps with every model, in a rotating order, and times the second step
 between two sampler callbacks (model loading and the first step, which fills the K/V caches, are
@@ -96,6 +96,8 @@ def main():
     gen = torch.Generator().manual_seed(1)
     faces = Faces(torch.randn(1, 512, generator=gen) * 20, torch.rand(1, 224, 224, 3, generator=gen), (0,))
     models["FaceID-PlusV2 + LoRA"] = apply_faceid(unet, face_adapter, faces, clip, lora_strength=1.0)
+    # the same adapter without its LoRA: splits the patch's cost from that of the UNet's merged weights
+    models["FaceID-PlusV2, no LoRA"] = apply_faceid(unet, face_adapter, faces, clip, lora_strength=0.0)
     if args.only:
         models = {k: v for k, v in models.items() if k == "unpatched" or k in args.only}
 
