@@ -37,6 +37,20 @@ def no_network():
             os.environ[name] = value
 
 
+@pytest.fixture(autouse=True)
+def folder_paths_restored():
+    """Every test leaves the host's model-folder table as it found it: a folder a test registers (an
+    extra_model_paths.yaml, a temporary models folder) never outlives the test, whose temporary
+    files are deleted once it passes (tests/pytest.ini)."""
+    import folder_paths
+    table = folder_paths.folder_names_and_paths
+    saved = {name: (list(paths), set(extensions)) for name, (paths, extensions) in table.items()}
+    yield
+    table.clear()
+    table.update(saved)
+    folder_paths.filename_list_cache.clear()
+
+
 @pytest.fixture(scope="session")
 def pack():
     return PACK
