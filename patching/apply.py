@@ -23,7 +23,7 @@ from .cross_attention import IPAttentionPatch
 from .encode import check_encoder, image_features, unconditional_features
 from .layer_weights import parse_layer_weights
 from .layers import CrossAttentionLayer, cross_attention_layers
-from .plan import AdapterPlan
+from .plan import AdapterPlan, input_names
 from .weight_types import LayerRule, layer_rules, precise_swaps
 from . import sampling
 
@@ -155,13 +155,16 @@ def plan_rules(controls: Controls, layers, family: str, weight: float, role: str
 
 def make_plan(model, adapter: LoadedAdapter, layers, features: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None,
               controls: Controls, role: str | None = None,
-              tokens: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None) -> AdapterPlan | None:
+              tokens: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
+              inputs: dict[str, str] | None = None) -> AdapterPlan | None:
     """The plan for one adapter, or None when it would do nothing (then nothing is encoded).
 
     `features()` gives the (cond, uncond) CLIP features, e.g. from `encode`; or `tokens()` gives
-    already projected (cond, uncond) tokens (FaceID).
+    already projected (cond, uncond) tokens (FaceID). `inputs` renames the node inputs that
+    sampling-time count errors name (see plan.input_names).
     """
     controls.check()
+    names = input_names(inputs)
     if tokens is None:
         require_image_adapter(adapter)
     weight, frame_weights = _frame_weights(controls.weight)
@@ -177,7 +180,7 @@ def make_plan(model, adapter: LoadedAdapter, layers, features: Callable[[], tupl
     sigma_start, sigma_end = _sigma_window(model, controls.start_at, controls.end_at)
     return AdapterPlan(adapter, cond_tokens, uncond_tokens, rules, frame_weights=frame_weights,
                        mask=check_mask(controls.attn_mask), sigma_start=sigma_start, sigma_end=sigma_end,
-                       scaling=controls.embeds_scaling)
+                       scaling=controls.embeds_scaling, inputs=names)
 
 
 def apply_plans(model, plans: Sequence[AdapterPlan | None]):
@@ -210,15 +213,13 @@ def apply_adapter(model, adapter: LoadedAdapter, clip_vision, image: torch.Tenso
     """Return a patched clone of `model`; the input is never modified. `controls`: see Controls.
 
     `features` replaces encoding `image` with `clip_vision` (embeddings, tiles, enhanced features);
-    `inputs` renames the node inputs that sampling-time count errors name (see AdapterPlan.named).
+    `inputs`: see make_plan.
     """
     settings = Controls(weight=weight, start_at=start_at, end_at=end_at, attn_mask=attn_mask, **controls)
     layers = match_layers(model, adapter)
     features = features or (lambda: encode(adapter, clip_vision, image, image_negative, settings.combine_embeds,
                                            settings.unfold_batch, encode_batch_size))
-    plan = make_plan(model, adapter, layers, features, settings)
-    if plan is not None and inputs:
-        plan = plan.named(**inputs)
+    plan = make_plan(model, adapter, layers, features, settings, inputs=inputs)
     if plan is None:
         log.info("IPAdapter Kit: weight 0 on every layer, %s left out (no cost)", adapter.name)
     else:

@@ -14,7 +14,6 @@ import torch
 
 from .adapter_handle import LoadedAdapter
 from .apply import Controls, apply_plans, check_mask, encode, make_plan, match_layers
-from .plan import AdapterPlan
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +30,13 @@ def apply_style_composition(model, adapter: LoadedAdapter, clip_vision, image_st
 
     def features(image):
         return lambda: encode(adapter, clip_vision, image, image_negative, settings.combine_embeds, settings.unfold_batch)
-    plans = [named(make_plan(model, adapter, layers, features(image_style), settings, role="style"),
-                   image="image_style"),
-             named(make_plan(model, adapter, layers, features(image_composition), settings, role="composition"),
-                   image="image_composition")]
+    plans = [make_plan(model, adapter, layers, features(image_style), settings, role="style",
+                       inputs={"image": "image_style"}),
+             make_plan(model, adapter, layers, features(image_composition), settings, role="composition",
+                       inputs={"image": "image_composition"})]
     log.info("IPAdapter Kit: %s style & composition, style on %d layers, composition on %d", adapter.name,
              *(len(p.layers) if p else 0 for p in plans))
     return apply_plans(model, plans)
-
-
-def named(plan: AdapterPlan | None, **inputs: str) -> AdapterPlan | None:
-    """The plan (if any) with its errors naming these node inputs."""
-    return None if plan is None else plan.named(**inputs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,9 +75,9 @@ def apply_regions(model, adapter: LoadedAdapter, clip_vision, regions, combine_e
         settings = replace(base, weight=region.image_weight, weight_type=region.weight_type,
                            start_at=region.start_at, end_at=region.end_at,
                            attn_mask=check_mask(region.mask, "mask" + which))
-        plans.append(named(make_plan(model, adapter, layers,
-                                     lambda image=region.image: encode(adapter, clip_vision, image, image_negative,
-                                                                       combine_embeds), settings),
-                           image="image" + which, mask="mask" + which))
+        plans.append(make_plan(model, adapter, layers,
+                               lambda image=region.image: encode(adapter, clip_vision, image, image_negative,
+                                                                 combine_embeds), settings,
+                               inputs={"image": "image" + which, "mask": "mask" + which}))
     log.info("IPAdapter Kit: %s on %d region(s)", adapter.name, sum(p is not None for p in plans))
     return apply_plans(model, plans)

@@ -183,8 +183,7 @@ def apply_faceid(model, adapter: LoadedAdapter, faces: Faces, clip_vision=None, 
     layers = match_layers(model, adapter)
     plan = make_plan(model, adapter, layers, None, settings, tokens=lambda: face_tokens(
         model, adapter, faces, clip_vision, shortcut, settings.combine_embeds, settings.unfold_batch, weight_kolors, v2,
-        image_negative))
-    plan = plan and plan.named(image="faces")  # one face per frame: count errors name the faces input
+        image_negative), inputs={"image": "faces"})  # one face per frame: count errors name the faces input
     patched = apply_plans(model, [plan])
     log.info("IPAdapter Kit: %s on %d face(s)%s", adapter.name, faces.embeddings.shape[0],
              f", LoRA at {lora_strength}" if adapter.lora else "")

@@ -15,7 +15,7 @@ number of frames.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import torch
@@ -58,6 +58,14 @@ MASKS_PER_FRAME = ("{name} has {count} masks but the latent batch has {total} im
 INPUT_NAMES = {"image": "image", "image_negative": "image_negative", "mask": "attn_mask"}
 
 
+def input_names(renamed: Mapping[str, str] | None = None) -> dict[str, str]:
+    """INPUT_NAMES with some renamed (keys of INPUT_NAMES), e.g. {"mask": "mask"} for the region node."""
+    unknown = set(renamed or ()) - set(INPUT_NAMES)
+    if unknown:
+        raise KeyError(f"unknown plan inputs: {', '.join(sorted(unknown))}")
+    return {**INPUT_NAMES, **(renamed or {})}
+
+
 @dataclass(eq=False)
 class AdapterPlan:
     adapter: LoadedAdapter
@@ -83,13 +91,6 @@ class AdapterPlan:
 
     def in_window(self, sigma: float) -> bool:
         return self.sigma_end <= sigma <= self.sigma_start
-
-    def named(self, **inputs: str) -> "AdapterPlan":
-        """This plan with its errors naming the given node inputs (keys of INPUT_NAMES), e.g. mask="mask"."""
-        unknown = set(inputs) - set(INPUT_NAMES)
-        if unknown:
-            raise KeyError(f"unknown plan inputs: {', '.join(sorted(unknown))}")
-        return replace(self, inputs={**self.inputs, **inputs}, _cache={})
 
     # --- what the patch looks up -----------------------------------------------------------
     def layer_inputs(self, layer_key: int, rule: LayerRule, positive: tuple[bool, ...], per_chunk: int,
